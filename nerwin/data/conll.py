@@ -1,0 +1,427 @@
+"""CoNLL files: reading, writing and the IOB1 / IOB2 / BIOES tag schemes.
+
+A CoNLL file has one token a line, its columns separated by spaces or tabs,
+and a blank line after each sentence; ``-DOCSTART-`` lines separate
+documents. Inside nerwin every tag sequence is IOB2: files are converted on
+read and, if asked, converted back on write.
+
+The three schemes, on "Peter Blackburn visits EU Commission ( EC )" with
+"EU Commission" and "EC" typed ORG (IOB1 keeps B- for an entity that starts
+right after another of the same type):
+
+    token       IOB1   IOB2   BIOES
+    Peter       I-PER  B-PER  B-PER
+    Blackburn   I-PER  I-PER  E-PER
+    visits      O      O      O
+    EU          I-ORG  B-ORG  B-ORG
+    Commission  I-ORG  I-ORG  E-ORG
+    (           O      O      O
+    EC          I-ORG  B-ORG  S-ORG
+    )           O      O      O
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from os import PathLike
+from typing import NamedTuple, TextIO
+
+from nerwin.errors import DataError
+
+SCHEMES = ("IOB1", "IOB2", "BIOES")
+
+_DOCSTART = "-DOCSTART-"
+_BOM = "\ufeff"
+_ASCII_BLANKS = " \t\r\n\f\v"
+_ASCII_BLANK_RUN = re.compile(f"[{_ASCII_BLANKS}]+")
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence of a CoNLL file, tags in IOB2."""
+
+    tokens: tuple[str, ...]
+    tags: tuple[str, ...]  # always IOB2 inside nerwin
+    line: int  # 1-based line number of the first token in its file
+    doc: int  # 0-based document index; -DOCSTART- lines start a new document
+
+
+# ---------------------------------------------------------------------------
+# Tag schemes
+
+
+class _Role(NamedTuple):
+    """What a prefix says about its token's place in an entity."""
+
+    continues: bool | None  # continues the previous token's entity; None: iff same type
+    closes: bool | None  # the entity ends here; None: iff the next tag does not continue it
+
+
+_OUTSIDE = _Role(continues=False, closes=True)
+
+# The grammar of each scheme, one row per prefix (seqeval's scheme.py, as a table).
+_ROLES = {
+    "IOB1": {"O": _OUTSIDE, "B": _Role(False, None), "I": _Role(None, None)},
+    "IOB2": {"O": _OUTSIDE, "B": _Role(False, None), "I": _Role(True, None)},
+    "BIOES": {
+        "O": _OUTSIDE,
+        "B": _Role(False, False),
+        "I": _Role(True, False),
+        "E": _Role(True, True),
+        "S": _Role(False, True),
+    },
+}
+_ENTITY_PREFIXES = ("B", "I", "E", "S")
+
+# IOB2 -> BIOES prefix, by (IOB2 prefix, does the next tag continue the entity).
+_BIOES_PREFIX = {("B", True): "B", ("B", False): "S", ("I", True): "I", ("I", False): "E"}
+
+
+class _Tag(NamedTuple):
+    prefix: str  # "O", "B", "I", "E" or "S"
+    type: str | None  # None for O
+    begin: str  # the IOB2 tag opening an entity of this type ("O" for O)
+    inside: str  # the IOB2 tag continuing one ("O" for O)
+
+
+class TagError(ValueError):
+    """A bad tag at position ``index`` of its sequence; ``str(err)`` says why."""
+
+    def __init__(self, index: int, message: str):
+        super().__init__(message)
+        self.index = index
+
+
+@functools.lru_cache(maxsize=4096)  # a corpus has few distinct tags; this is the hot path
+def _parse_tag(tag: str) -> _Tag | None:
+    """Split ``PREFIX-TYPE`` on its first hyphen; None if ``tag`` is not a tag."""
+    if tag == "O":
+        return _Tag("O", None, "O", "O")
+    prefix, _, etype = tag.partition("-")
+    if prefix not in _ENTITY_PREFIXES or not etype:
+        return None
+    return _Tag(prefix, etype, f"B-{etype}", f"I-{etype}")
+
+
+def _roles(scheme: str) -> dict[str, _Role]:
+    if scheme not in _ROLES:
+        raise ValueError(f"unknown tag scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
+    return _ROLES[scheme]
+
+
+def entity_type(tag: str) -> str | None:
+    """The entity type of a tag, None for O.
+
+    >>> entity_type("B-PER"), entity_type("I-WORK-OF-ART"), entity_type("O")
+    ('PER', 'WORK-OF-ART', None)
+    """
+    return tag.partition("-")[2] or None
+
+
+def detect_scheme(tag_sequences: Iterable[Sequence[str]]) -> str:
+    """Guess the scheme of some tag sequences: "IOB1", "IOB2" or "BIOES".
+
+    Any S- or E- tag means BIOES; otherwise an I- tag that begins an entity
+    (at the start, after O or after another type) means IOB1; else IOB2.
+
+    >>> detect_scheme([["B-PER", "E-PER", "O"]])
+    'BIOES'
+    >>> detect_scheme([["I-PER", "I-PER", "O"], ["O"]])
+    'IOB1'
+    >>> detect_scheme([["B-PER", "I-PER", "O", "B-LOC"]])
+    'IOB2'
+    """
+    has_beginning_i = False
+    for tags in tag_sequences:
+        previous = "O"
+        for tag in tags:
+            head = tag[:2]
+            if head in ("E-", "S-"):
+                return "BIOES"
+            # tag[1:] is "-TYPE" (and "" for O), so this compares entity types cheaply.
+            if head == "I-" and tag[1:] != previous[1:]:
+                has_beginning_i = True
+            previous = tag
+    return "IOB1" if has_beginning_i else "IOB2"
+
+
+def to_iob2(tags: Sequence[str], scheme: str) -> list[str]:
+    """Convert ``tags`` from ``scheme`` to IOB2, checking them on the way.
+
+    Raises TagError (a ValueError; the position is in ``index``) for a tag
+    that is not ``O`` or ``PREFIX-TYPE`` with a prefix of ``scheme``, an
+    IOB2 or BIOES ``I-`` that continues no entity of its type, and a BIOES
+    entity not closed by ``E-``/``S-``.
+    IOB1 is read leniently: any ``I-`` that follows no entity of its type
+    begins one, which also repairs IOB2 that breaks this rule (argmax output).
+
+    >>> to_iob2(["I-PER", "I-PER", "O", "I-ORG", "B-ORG"], "IOB1")
+    ['B-PER', 'I-PER', 'O', 'B-ORG', 'B-ORG']
+    >>> to_iob2(["B-PER", "E-PER", "O", "S-ORG", "S-ORG"], "BIOES")
+    ['B-PER', 'I-PER', 'O', 'B-ORG', 'B-ORG']
+    >>> to_iob2(["O", "I-PER"], "IOB2")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    nerwin.data.conll.TagError: 'I-PER' follows 'O'; in IOB2 an I- tag must continue ...
+    """
+    roles = _roles(scheme)
+    iob2 = []
+    open_type = None  # the type an I-/E- tag here may continue; None outside entities
+    must_continue = False  # the previous tag (BIOES B-/I-) said its entity goes on here
+    for index, tag in enumerate(tags):
+        parsed = _parse_tag(tag)
+        if parsed is None:
+            raise TagError(index, f"{tag!r} is not a tag: expected O or PREFIX-TYPE, e.g. B-PER")
+        role = roles.get(parsed.prefix)
+        if role is None:
+            uses = ", ".join(f"{prefix}-TYPE" for prefix in roles if prefix != "O")
+            raise TagError(index, f"{tag!r} is not valid in {scheme}, which uses O, {uses}")
+        continues = parsed.type == open_type if role.continues is None else role.continues
+        if continues and parsed.type != open_type:
+            previous = repr(tags[index - 1]) if index else "the sentence start"
+            raise TagError(
+                index,
+                f"{tag!r} follows {previous}; in {scheme} an {parsed.prefix}- tag"
+                " must continue an entity of the same type",
+            )
+        if must_continue and not continues:
+            raise TagError(
+                index, f"{tag!r} follows {tags[index - 1]!r}; a BIOES entity must end with E- or S-"
+            )
+        iob2.append(parsed.inside if continues else parsed.begin)
+        open_type = None if role.closes else parsed.type
+        must_continue = role.closes is False
+    if must_continue:
+        raise TagError(
+            len(tags) - 1,
+            f"sentence ends after {tags[-1]!r}; a BIOES entity must end with E- or S-",
+        )
+    return iob2
+
+
+def from_iob2(tags: Sequence[str], scheme: str) -> list[str]:
+    """Convert valid IOB2 ``tags`` to ``scheme``; TagError (a ValueError) if not valid IOB2.
+
+    Repair argmax output first with ``to_iob2(tags, "IOB1")``.
+
+    >>> iob2 = ["B-PER", "I-PER", "O", "B-ORG", "B-ORG", "I-ORG"]
+    >>> from_iob2(iob2, "IOB1")
+    ['I-PER', 'I-PER', 'O', 'I-ORG', 'B-ORG', 'I-ORG']
+    >>> from_iob2(iob2, "BIOES")
+    ['B-PER', 'E-PER', 'O', 'S-ORG', 'B-ORG', 'E-ORG']
+    """
+    _roles(scheme)  # an unknown scheme fails before the tags are looked at
+    iob2 = to_iob2(tags, "IOB2")  # validates
+    if scheme == "IOB1":
+        return _iob2_to_iob1(iob2)
+    if scheme == "BIOES":
+        return _iob2_to_bioes(iob2)
+    return iob2
+
+
+def _iob2_to_iob1(iob2: list[str]) -> list[str]:
+    # IOB1 keeps B- only where an entity starts right after one of the same type.
+    return [
+        tag if tag == "O" or (tag[0] == "B" and previous[1:] == tag[1:]) else f"I{tag[1:]}"
+        for previous, tag in itertools.pairwise(["O", *iob2])
+    ]
+
+
+def _iob2_to_bioes(iob2: list[str]) -> list[str]:
+    # tag[1:] is "-TYPE": the entity goes on if the next tag is "I-TYPE".
+    return [
+        tag if tag == "O" else f"{_BIOES_PREFIX[tag[0], following == f'I{tag[1:]}']}{tag[1:]}"
+        for tag, following in itertools.pairwise([*iob2, "O"])
+    ]
+
+
+# ---------------------------------------------------------------------------
+# Reading
+
+
+class _RawSentence(NamedTuple):
+    tokens: list[str]
+    tags: list[str]  # as in the file, not yet checked
+    line: int
+    doc: int
+
+
+def read_conll(
+    path: str | PathLike,
+    *,
+    token_column: int = 0,
+    tag_column: int = -1,
+    scheme: str = "auto",
+    encoding: str = "utf-8",
+) -> list[Sentence]:
+    """Read a CoNLL file into IOB2 sentences; DataError (``FILE:LINE: why``) if malformed.
+
+    Columns are split at runs of spaces and tabs; ``token_column`` and
+    ``tag_column`` index them (negative from the end). ``scheme`` is one of
+    SCHEMES or "auto" (see ``detect_scheme``, run on the whole file).
+    ``encoding`` must be ASCII-compatible (utf-8, latin-1, cp1252, ...); a
+    UTF-8 BOM is ignored. Sentences before the first ``-DOCSTART-`` and
+    after it are document 0; each later ``-DOCSTART-`` starts the next.
+    """
+    _check_arguments(scheme, encoding)
+    raw_sentences = list(_read_raw(path, token_column, tag_column, encoding))
+    if scheme == "auto":
+        scheme = detect_scheme(raw.tags for raw in raw_sentences)
+    return [_normalise(path, raw, scheme) for raw in raw_sentences]
+
+
+def iter_conll(
+    path: str | PathLike,
+    *,
+    token_column: int = 0,
+    tag_column: int = -1,
+    scheme: str = "auto",
+    encoding: str = "utf-8",
+) -> Iterator[Sentence]:
+    """Stream the sentences ``read_conll`` returns, holding one at a time.
+
+    With ``scheme="auto"`` the file is read twice: a first pass over the
+    tags detects the scheme, the second yields sentences. Arguments are
+    checked now; the file is opened at the first ``next()``.
+    """
+    _check_arguments(scheme, encoding)
+    return _iter_conll(path, token_column, tag_column, scheme, encoding)
+
+
+def _iter_conll(path, token_column, tag_column, scheme, encoding) -> Iterator[Sentence]:
+    if scheme == "auto":
+        scheme = detect_scheme(
+            raw.tags for raw in _read_raw(path, token_column, tag_column, encoding)
+        )
+    for raw in _read_raw(path, token_column, tag_column, encoding):
+        yield _normalise(path, raw, scheme)
+
+
+def iter_token_sentences(
+    path: str | PathLike, *, token_column: int = 0, encoding: str = "utf-8"
+) -> Iterator[list[str]]:
+    """Stream untagged sentences: the token column of each line, split at blank lines.
+
+    For text to tag, so there is no tag column and nothing to detect.
+    """
+    _check_arguments("auto", encoding)
+    tokens: list[str] = []
+    for line_no, fields in itertools.chain(_split_lines(path, encoding), [(None, [])]):
+        if fields and fields[0] != _DOCSTART:
+            if not -len(fields) <= token_column < len(fields):
+                raise DataError(path, line_no, f"no token column {token_column}")
+            tokens.append(fields[token_column])
+        elif tokens:
+            yield tokens
+            tokens = []
+
+
+def _check_arguments(scheme: str, encoding: str) -> None:
+    if scheme != "auto":
+        _roles(scheme)
+    try:
+        ascii_compatible = "\n".encode(encoding) == b"\n"
+    except LookupError:
+        raise ValueError(f"unknown encoding {encoding!r}") from None
+    if not ascii_compatible:  # files are split into lines as bytes, before decoding
+        raise ValueError(f"encoding {encoding!r} is not ASCII-compatible; use utf-8 or latin-1")
+
+
+def _normalise(path, raw: _RawSentence, scheme: str) -> Sentence:
+    try:
+        tags = to_iob2(raw.tags, scheme)
+    except TagError as err:
+        raise DataError(path, raw.line + err.index, str(err)) from None
+    return Sentence(tuple(raw.tokens), tuple(tags), raw.line, raw.doc)
+
+
+def _read_raw(path, token_column: int, tag_column: int, encoding: str) -> Iterator[_RawSentence]:
+    """Group the lines into sentences, checking the column counts; tags unchecked."""
+    tokens: list[str] = []
+    tags: list[str] = []
+    first_line = 0
+    doc = -1  # bumped by each -DOCSTART-; sentences before the first one are document 0
+    width = width_line = None  # column count of the first data line, and where it is
+    found_any = False
+    # A blank line after the last one flushes the last sentence.
+    for line_no, fields in itertools.chain(_split_lines(path, encoding), [(None, [])]):
+        if fields and fields[0] != _DOCSTART:
+            if width is None:
+                _check_columns(path, line_no, len(fields), token_column, tag_column)
+                width, width_line = len(fields), line_no
+            elif len(fields) != width:
+                message = f"found {len(fields)} columns, expected {width} like line {width_line}"
+                raise DataError(path, line_no, message)
+            if not tokens:
+                first_line = line_no
+            tokens.append(fields[token_column])
+            tags.append(fields[tag_column])
+            continue
+        if tokens:  # a blank line or -DOCSTART- ends the sentence
+            doc = max(doc, 0)
+            yield _RawSentence(tokens, tags, first_line, doc)
+            tokens, tags, found_any = [], [], True
+        if fields:
+            doc += 1
+    if not found_any:
+        raise DataError(path, None, "no sentences found (empty file?)")
+
+
+def _check_columns(path, line_no: int, width: int, token_column: int, tag_column: int) -> None:
+    for name, column in (("token", token_column), ("tag", tag_column)):
+        if not -width <= column < width:
+            needed = column + 1 if column >= 0 else -column
+            message = f"found {width} columns, but {name} column {column} needs at least {needed}"
+            raise DataError(path, line_no, message)
+    if token_column % width == tag_column % width:
+        message = f"found {width} column(s): token column {token_column} is the tag column"
+        raise DataError(path, line_no, message)
+
+
+def _split_lines(path, encoding: str) -> Iterator[tuple[int, list[str]]]:
+    """Yield (line number, fields) per line; bytes are decoded a line at a time
+    so that a decoding error knows its line."""
+    try:
+        file = open(path, "rb")  # noqa: SIM115 -- closed by the with below, once open succeeded
+    except FileNotFoundError:
+        raise DataError(path, None, "no such file") from None
+    except OSError as err:
+        raise DataError(path, None, f"cannot open: {err.strerror}") from None
+    with file:
+        for line_no, line_bytes in enumerate(file, start=1):
+            try:
+                text = line_bytes.decode(encoding)
+            except UnicodeDecodeError as err:
+                message = (
+                    f"cannot decode byte 0x{line_bytes[err.start]:02x}"
+                    f" at column {err.start + 1} as {encoding}"
+                )
+                raise DataError(path, line_no, message) from None
+            if line_no == 1:
+                text = text.removeprefix(_BOM)
+            # str.split() would also split at U+00A0 and U+0085, which latin-1 tokens can hold.
+            if text.isascii():
+                yield line_no, text.split()
+            else:
+                yield line_no, _ASCII_BLANK_RUN.split(text.strip(_ASCII_BLANKS))
+
+
+# ---------------------------------------------------------------------------
+# Writing
+
+
+def write_conll(
+    out: TextIO, sentences: Iterable[tuple[Sequence[str], ...]], scheme: str = "IOB2"
+) -> None:
+    """Write ``(tokens, tags, *extra_columns)`` items as CoNLL, tags converted to ``scheme``.
+
+    ``tags`` must be valid IOB2; extra columns (strings) follow the tag, and
+    a blank line follows each sentence. ValueError if the columns differ in
+    length.
+    """
+    for tokens, tags, *extra_columns in sentences:
+        rows = zip(tokens, from_iob2(tags, scheme), *extra_columns, strict=True)
+        out.write("".join(" ".join(row) + "\n" for row in rows) + "\n")

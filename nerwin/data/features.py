@@ -1,0 +1,111 @@
+"""Token features and the window index matrices built from them.
+
+Each feature maps a token to a string value (``normalise_word``,
+``caps_class``, ...); a vocabulary turns values into ids; ``window_ids``
+turns a corpus of ids into one row of 2k+1 ids per token, padded with
+``<s>`` / ``</s>`` at sentence edges.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from nerwin.data.vocab import Vocab
+
+_DIGIT = re.compile(r"\d")
+
+
+def normalise_word(token: str) -> str:
+    """The word feature: lowercased, every digit replaced by 0 ("Q3-2024" -> "q0-0000")."""
+    return _DIGIT.sub("0", token.lower())
+
+
+def caps_class(token: str) -> str:
+    """Collobert's capitalisation feature: lower | title | upper | mixed | noletter."""
+    if not any(c.isalpha() for c in token):
+        return "noletter"
+    if token.islower():
+        return "lower"
+    if token.isupper():
+        return "upper"
+    if token[0].isupper() and token[1:] == token[1:].lower():
+        return "title"
+    return "mixed"
+
+
+def suffix(token: str) -> str:
+    """The last three characters, lowercased and digit-normalised."""
+    return normalise_word(token)[-3:]
+
+
+_SHAPE_RUN = re.compile(r"(.)\1{2,}")
+
+
+def word_shape(token: str) -> str:
+    """X for upper, x for lower, d for digit, other characters kept; runs cut at 2.
+
+    >>> word_shape("McDonald's"), word_shape("1996-08-22"), word_shape("U.S.")
+    ("XxXxx'x", 'dd-dd-dd', 'X.X.')
+    """
+    mapped = "".join(
+        "X" if c.isupper() else "x" if c.isalpha() else "d" if c.isdigit() else c for c in token
+    )
+    return _SHAPE_RUN.sub(r"\1\1", mapped)
+
+
+FEATURES = {"word": normalise_word, "caps": caps_class, "suffix": suffix, "shape": word_shape}
+
+
+def window_ids(flat_ids: np.ndarray, lengths: np.ndarray, k: int) -> np.ndarray:
+    """One row of 2k+1 ids per token, padded with ``<s>`` and ``</s>`` ids at sentence edges.
+
+    flat_ids: shape (T,) the ids of every token, sentences one after another.
+    lengths: shape (S,) tokens per sentence, summing to T.
+    Returns shape (T, 2k+1). Built by indexing a padded copy, no loop per token:
+
+    >>> window_ids(np.array([7, 8, 9, 5]), np.array([3, 1]), 1)
+    array([[1, 7, 8],
+           [7, 8, 9],
+           [8, 9, 2],
+           [1, 5, 2]], dtype=int32)
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    padded_lengths = lengths + 2 * k
+    padded_starts = np.cumsum(padded_lengths) - padded_lengths  # (S,)
+    padded = np.full(int(padded_lengths.sum()), Vocab.eos_id, dtype=np.int32)
+    padded[(padded_starts[:, None] + np.arange(k)).ravel()] = Vocab.bos_id
+    token_starts = np.cumsum(lengths) - lengths  # (S,)
+    offset_in_sentence = np.arange(int(lengths.sum())) - np.repeat(token_starts, lengths)
+    centres = np.repeat(padded_starts + k, lengths) + offset_in_sentence  # (T,)
+    padded[centres] = flat_ids
+    return padded[centres[:, None] + np.arange(-k, k + 1)]
+
+
+@dataclass
+class Windows:
+    """A corpus as windows: ``ids[feature]`` has shape (T, K), one row per token.
+
+    sentence_starts: shape (S + 1,), the tokens of sentence i are rows
+    [sentence_starts[i], sentence_starts[i + 1]).
+    """
+
+    ids: dict[str, np.ndarray]
+    sentence_starts: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.sentence_starts[-1])
+
+
+def encode_windows(sentences: Sequence[Sequence[str]], vocabs: dict[str, Vocab], k: int) -> Windows:
+    """Token lists -> ``Windows`` for every feature that has a vocabulary."""
+    lengths = np.array([len(tokens) for tokens in sentences], dtype=np.int64)
+    tokens = [token for sentence in sentences for token in sentence]
+    ids = {
+        name: window_ids(vocab.encode(map(FEATURES[name], tokens)), lengths, k)
+        for name, vocab in vocabs.items()
+    }
+    return Windows(ids, np.r_[0, np.cumsum(lengths)])

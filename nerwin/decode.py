@@ -1,0 +1,148 @@
+"""Tag decoding (argmax, IOB2-constrained Viterbi) and entity spans.
+
+Dimension letters: T tokens in the sentence, C labels. ``labels`` is the
+model's label list of IOB2 tag strings with "O" included, e.g.
+``["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]``; ``p_tag`` holds one
+probability row over ``labels`` per token, shape (T, C).
+
+Spans are half-open ``(type, start, end)``: token indexes ``start`` up to
+but not including ``end``.
+"""
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+PROB_FLOOR = 1e-12  # probabilities are clipped here before the log in Viterbi
+_IOB2_TAG = re.compile(r"O|[BI]-.+")
+
+
+def _split_tag(tag: str) -> tuple[str, str]:
+    """IOB2 tag -> (prefix, type): "B-PER" -> ("B", "PER"), "O" -> ("O", "")."""
+    if not _IOB2_TAG.fullmatch(tag):
+        raise ValueError(f"not an IOB2 tag: {tag!r}")
+    return tag[0], tag[2:]
+
+
+def _check_shape(p_tag: np.ndarray, labels: Sequence[str]) -> None:
+    if p_tag.ndim != 2 or p_tag.shape[1] != len(labels):
+        raise ValueError(f"p_tag has shape {p_tag.shape}, expected (T, {len(labels)})")
+
+
+def is_valid_iob2(tags: Sequence[str]) -> bool:
+    """True if every tag is IOB2 and each I-X follows a B-X or an I-X.
+
+    >>> is_valid_iob2(["B-PER", "I-PER", "O"]), is_valid_iob2(["O", "I-PER"])
+    (True, False)
+    """
+    previous = "O"
+    for tag in tags:
+        if not _IOB2_TAG.fullmatch(tag):
+            return False
+        if tag.startswith("I-") and previous[2:] != tag[2:]:
+            return False
+        previous = tag
+    return True
+
+
+def argmax_decode(p_tag: np.ndarray, labels: Sequence[str]) -> list[str]:
+    """The most probable tag of each token, ignoring IOB2 validity.
+
+    p_tag: shape (T, C). Returns T tags.
+    """
+    _check_shape(p_tag, labels)
+    return [labels[i] for i in np.argmax(p_tag, axis=1)]
+
+
+def allowed_transitions(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The IOB2 constraints as boolean tables over ``labels``.
+
+    Returns (start_allowed, trans_allowed): start_allowed of shape (C,) says
+    which labels may open a sentence (all but I-X); trans_allowed of shape
+    (C, C), indexed [previous, next], forbids O -> I-X and B-X/I-X -> I-Y
+    for Y != X, i.e. I-X may only follow B-X or I-X.
+    """
+    prefixes, types = zip(*(_split_tag(label) for label in labels), strict=True)
+    prefixes, types = np.array(prefixes), np.array(types)
+    is_inside = prefixes == "I"  # (C,)
+    continues_type = (prefixes[:, None] != "O") & (types[:, None] == types[None, :])  # (C, C)
+    trans_allowed = ~is_inside[None, :] | continues_type  # (C, C)
+    return ~is_inside, trans_allowed
+
+
+def viterbi_decode(p_tag: np.ndarray, labels: Sequence[str]) -> list[str]:
+    """The valid IOB2 sequence with the highest sum of log p_tag.
+
+    p_tag: shape (T, C), clipped at PROB_FLOOR before the log. Ties go to
+    the lower label index, both for the last tag and for each back-pointer.
+    Returns T tags.
+    """
+    _check_shape(p_tag, labels)
+    num_tokens = p_tag.shape[0]
+    if num_tokens == 0:
+        return []
+    log_p = np.log(np.clip(p_tag, PROB_FLOOR, None))  # (T, C)
+    start_allowed, trans_allowed = allowed_transitions(labels)
+    trans_penalty = np.where(trans_allowed, 0.0, -np.inf)  # (C, C) [previous, next]
+    best_score = np.where(start_allowed, log_p[0], -np.inf)  # (C,) best path ending in each label
+    back_pointers = np.zeros((num_tokens, len(labels)), dtype=np.int64)  # (T, C)
+    for t in range(1, num_tokens):
+        candidates = best_score[:, None] + trans_penalty  # (C, C) [previous, next]
+        back_pointers[t] = np.argmax(candidates, axis=0)  # first maximum: lower index wins
+        best_score = candidates.max(axis=0) + log_p[t]
+    path = [int(np.argmax(best_score))]
+    for t in range(num_tokens - 1, 0, -1):
+        path.append(int(back_pointers[t, path[-1]]))
+    return [labels[i] for i in reversed(path)]
+
+
+_DECODERS = {"argmax": argmax_decode, "viterbi": viterbi_decode}
+
+
+def decode(p_tag: np.ndarray, labels: Sequence[str], method: str = "viterbi") -> list[str]:
+    """Decode p_tag of shape (T, C) into T tags with ``method`` "argmax" or "viterbi"."""
+    if method not in _DECODERS:
+        raise ValueError(f"unknown decoding method {method!r}; expected 'argmax' or 'viterbi'")
+    return _DECODERS[method](p_tag, labels)
+
+
+def spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
+    """IOB2 tags -> entity spans ``(type, start, end)``, end exclusive.
+
+    Lenient like conlleval: an I-X after O or after another type opens a
+    new span instead of being dropped.
+
+    >>> spans(["B-PER", "I-PER", "O", "I-LOC", "B-LOC"])
+    [('PER', 0, 2), ('LOC', 3, 4), ('LOC', 4, 5)]
+    """
+    found = []
+    open_type, open_start = None, 0
+    for i, tag in enumerate(tags):
+        prefix, entity_type = _split_tag(tag)
+        continues_open = prefix == "I" and entity_type == open_type
+        if open_type is not None and not continues_open:
+            found.append((open_type, open_start, i))
+            open_type = None
+        if prefix != "O" and not continues_open:
+            open_type, open_start = entity_type, i
+    if open_type is not None:
+        found.append((open_type, open_start, len(tags)))
+    return found
+
+
+def span_confidence(p_tag: np.ndarray, labels: Sequence[str], span: tuple[str, int, int]) -> float:
+    """Probability that the model tags exactly this span, token by token.
+
+    P(B-X at start) * prod of P(I-X) over start+1..end-1 * (1 - P(I-X at
+    end)) when the span does not reach the end of the sentence.
+    p_tag: shape (T, C); span: (X, start, end), end exclusive.
+    """
+    entity_type, start, end = span
+    label_list = list(labels)
+    p_begin = p_tag[:, label_list.index(f"B-{entity_type}")]  # (T,)
+    p_inside = p_tag[:, label_list.index(f"I-{entity_type}")]  # (T,)
+    confidence = p_begin[start] * np.prod(p_inside[start + 1 : end])
+    if end < p_tag.shape[0]:
+        confidence *= 1.0 - p_inside[end]
+    return float(confidence)

@@ -1,0 +1,24 @@
+"""Errors a user can cause; the CLI prints each as one line and exits 2."""
+
+
+class NerwinError(Exception):
+    """Base of every user-facing error. ``str(err)`` is the whole message."""
+
+
+class DataError(NerwinError):
+    """Malformed input data: the message starts with ``FILE:LINE:``."""
+
+    def __init__(self, path, line: int | None, message: str):
+        self.path = str(path)
+        self.line = line
+        self.message = message
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {message}")
+
+
+class ConfigError(NerwinError):
+    """A bad config key, value or type; the message names the key."""
+
+
+class ModelError(NerwinError):
+    """A model directory that is missing, unreadable or of another format version."""

@@ -1,0 +1,284 @@
+"""The window classifier, built from gates, and its save/load.
+
+    x = concat(embeddings of the 2k+1 window tokens, every feature)   (B, N)
+    z = W x + b;  h = f(z)                                           (B, H)
+    p_ent = sigmoid(u h + c)          binary head                    (B,)
+    p_tag = softmax(V h + e)          tag head                       (B, C)
+    J = lambda BCE(p_ent, y_ent) + CE(p_tag, y) + mu/2 (|W|^2 + |V|^2 + |u|^2)
+
+A model directory holds ``weights.npz`` (read with ``allow_pickle=False``)
+and ``model.json`` (format version, resolved config, vocabularies, labels,
+metrics). Both are written to a temporary name and renamed, so a crash
+never leaves half a model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from nerwin import __version__
+from nerwin.config import Config, config_from_dict
+from nerwin.data.features import FEATURES, Windows, encode_windows
+from nerwin.data.vocab import Vocab
+from nerwin.errors import ConfigError, ModelError
+from nerwin.nn import gates
+from nerwin.nn.gradcheck import Check, check_arrays
+from nerwin.nn.graph import Graph, Node
+
+FORMAT_VERSION = 1
+REGULARISED = ("hidden.W", "tag.V", "binary.u")
+
+
+def feature_dims(config: Config) -> dict[str, int]:
+    """Embedding size of each feature the config turns on, in window-vector order."""
+    features = config.features
+    dims = {
+        "word": features.word_dim,
+        "caps": features.caps_dim,
+        "suffix": features.suffix_dim,
+        "shape": features.shape_dim,
+    }
+    return {name: dim for name, dim in dims.items() if dim > 0}
+
+
+def init_params(
+    config: Config,
+    vocabs: dict[str, Vocab],
+    num_labels: int,
+    rng: np.random.Generator,
+    dtype=np.float32,
+) -> dict[str, np.ndarray]:
+    """Random parameters: embeddings uniform in +-init_scale, layers Glorot-uniform."""
+
+    def glorot(rows: int, cols: int) -> np.ndarray:
+        limit = np.sqrt(6.0 / (rows + cols))
+        return rng.uniform(-limit, limit, size=(rows, cols)).astype(dtype)
+
+    scale = config.features.init_scale
+    params = {
+        f"{name}.table": rng.uniform(-scale, scale, size=(len(vocabs[name]), dim)).astype(dtype)
+        for name, dim in feature_dims(config).items()
+    }
+    width = (2 * config.features.window + 1) * sum(feature_dims(config).values())
+    hidden = config.model.hidden
+    params["hidden.W"] = glorot(hidden, width)
+    params["hidden.b"] = np.zeros(hidden, dtype=dtype)
+    params["binary.u"] = glorot(1, hidden)[0]
+    params["binary.c"] = np.zeros(1, dtype=dtype)
+    params["tag.V"] = glorot(num_labels, hidden)
+    params["tag.e"] = np.zeros(num_labels, dtype=dtype)
+    return params
+
+
+class WindowTagger:
+    """A graph of gates with the two heads, plus what it needs to read text.
+
+    params: name -> array, the very arrays the gates compute with, so an
+    optimizer that updates them in place updates the model.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        vocabs: dict[str, Vocab],
+        labels: list[str],
+        params: dict[str, np.ndarray],
+        rng: np.random.Generator | None = None,
+    ):
+        self.config = config
+        self.vocabs = vocabs
+        self.labels = labels
+        self.params = params
+        self.metrics: dict = {}
+        self.dropouts = [
+            gates.Dropout(config.model.dropout, rng or np.random.default_rng(config.train.seed))
+            for _ in range(2)
+        ]
+        self.graph = Graph(self._nodes())
+
+    @classmethod
+    def create(
+        cls, config: Config, vocabs: dict[str, Vocab], labels: list[str], rng: np.random.Generator
+    ) -> WindowTagger:
+        """A fresh model with random parameters drawn from ``rng``."""
+        params = init_params(config, vocabs, len(labels), rng)
+        return cls(config, vocabs, labels, params, rng)
+
+    def _nodes(self) -> list[Node]:
+        p = self.params
+        names = list(feature_dims(self.config))
+        nodes = [
+            Node(name, gates.Embedding(p[f"{name}.table"]), (f"{name}_ids",), f"{name}_vectors")
+            for name in names
+        ]
+        activation = gates.ACTIVATIONS[self.config.model.activation]()
+        return nodes + [
+            Node("concat", gates.Concat(), tuple(f"{n}_vectors" for n in names), "x"),
+            Node("input_dropout", self.dropouts[0], ("x",), "x_dropped"),
+            Node("hidden", gates.Affine(p["hidden.W"], p["hidden.b"]), ("x_dropped",), "z"),
+            Node("activation", activation, ("z",), "h"),
+            Node("hidden_dropout", self.dropouts[1], ("h",), "h_dropped"),
+            Node(
+                "binary",
+                gates.LogisticHead(p["binary.u"], p["binary.c"]),
+                ("h_dropped", "y_ent"),
+                "loss_ent",
+            ),
+            Node(
+                "tag", gates.SoftmaxHead(p["tag.V"], p["tag.e"]), ("h_dropped", "y_tag"), "loss_tag"
+            ),
+        ]
+
+    # -- training -----------------------------------------------------------
+
+    def feeds(self, windows: Windows, rows: np.ndarray, tags: np.ndarray | None = None) -> dict:
+        """Graph inputs for the windows ``rows``: ids per feature, shape (B, K); labels (B,)."""
+        feeds = {f"{name}_ids": windows.ids[name][rows] for name in feature_dims(self.config)}
+        if tags is not None:
+            y_tag = tags[rows]
+            feeds["y_tag"] = y_tag
+            feeds["y_ent"] = (y_tag != self.labels.index("O")).astype(self.params["tag.V"].dtype)
+        return feeds
+
+    def loss(self, feeds: dict) -> float:
+        """J for one batch (mean over its windows), leaving the caches for ``gradients``."""
+        self.train_mode(True)
+        values = self.graph.forward(feeds)
+        penalty = sum(float(np.sum(self.params[name] ** 2)) for name in REGULARISED)
+        weight = self.config.model.binary_weight
+        return (
+            weight * values["loss_ent"] + values["loss_tag"] + 0.5 * self.config.model.l2 * penalty
+        )
+
+    def gradients(self) -> dict[str, np.ndarray | gates.RowGrad]:
+        """dJ/dparam for the batch of the last ``loss`` call; embedding tables as ``RowGrad``."""
+        self.input_grads = self.graph.backward(
+            {"loss_ent": self.config.model.binary_weight, "loss_tag": 1.0}
+        )
+        grads = {name: gate.grads[param] for name, gate, param in self.graph.parameters()}
+        for name in REGULARISED:
+            grads[name] = grads[name] + self.config.model.l2 * self.params[name]
+        return grads
+
+    def train_mode(self, training: bool) -> None:
+        for dropout in self.dropouts:
+            dropout.training = training
+
+    # -- inference ----------------------------------------------------------
+
+    def probabilities(self, feeds: dict) -> tuple[np.ndarray, np.ndarray]:
+        """(p_ent: shape (B,), p_tag: shape (B, C)) for windows fed as ids, dropout off."""
+        self.train_mode(False)
+        h = self.graph.forward(feeds, until="h_dropped")["h_dropped"]
+        nodes = {node.name: node.gate for node in self.graph.nodes}
+        return nodes["binary"].predict(h), nodes["tag"].predict(h)
+
+    # -- save / load --------------------------------------------------------
+
+    def save(self, directory: str | Path, metrics: dict | None = None) -> None:
+        """Write ``weights.npz`` and ``model.json`` atomically into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "nerwin_version": __version__,
+            "config": self.config.to_dict(),
+            "labels": self.labels,
+            "vocabs": {name: vocab.itos for name, vocab in self.vocabs.items()},
+            "metrics": metrics or {},
+        }
+        _atomic_write(directory / "weights.npz", lambda f: np.savez(f, **self.params))
+        text = json.dumps(meta, ensure_ascii=False, indent=1)
+        _atomic_write(directory / "model.json", lambda f: f.write(text.encode("utf-8")))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> WindowTagger:
+        """Read a model directory; ModelError for anything missing or of another version."""
+        directory = Path(directory)
+        meta_path, weights_path = directory / "model.json", directory / "weights.npz"
+        if not meta_path.is_file() or not weights_path.is_file():
+            raise ModelError(f"{directory}: no model here (train one with `nerwin train`)")
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as err:
+            raise ModelError(f"{meta_path}: unreadable ({err})") from None
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ModelError(
+                f"{meta_path}: model format version {meta.get('format_version')!r}, "
+                f"this nerwin reads version {FORMAT_VERSION}"
+            )
+        try:
+            config = config_from_dict(meta["config"])
+        except ConfigError as err:
+            raise ModelError(f"{meta_path}: bad stored config: {err}") from None
+        with np.load(weights_path, allow_pickle=False) as weights:
+            params = {name: weights[name] for name in weights.files}
+        vocabs = {name: Vocab(itos) for name, itos in meta["vocabs"].items()}
+        expected = init_params(config, vocabs, len(meta["labels"]), np.random.default_rng(0))
+        for name, array in expected.items():
+            if name not in params or params[name].shape != array.shape:
+                raise ModelError(f"{weights_path}: '{name}' is missing or has the wrong shape")
+        model = cls(config, vocabs, meta["labels"], params)
+        model.metrics = meta.get("metrics", {})
+        return model
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def check_gradients(model: WindowTagger, feeds: dict) -> list[Check]:
+    """Every parameter's gradient and dJ/dx against central differences (use float64).
+
+    Dropout masks are drawn once and then frozen, so every evaluation of J
+    sees the same function.
+    """
+    model.loss(feeds)
+    for dropout in model.dropouts:
+        dropout.frozen = True
+    try:
+        model.loss(feeds)
+        analytic = model.gradients()
+        x = model.graph.forward(feeds)["x"].copy()
+        checks = check_arrays(lambda: model.loss(feeds), model.params, analytic)
+        # dJ/dx: feed x itself, so the perturbed copy is what the hidden layer reads.
+        grad_x = {"x": model.input_grads["x"]}
+        return checks + check_arrays(lambda: model.loss({**feeds, "x": x}), {"x": x}, grad_x)
+    finally:
+        for dropout in model.dropouts:
+            dropout.frozen = False
+
+
+def gradcheck_small_model(config: Config, seed: int = 0) -> list[Check]:
+    """Check a small float64 model of ``config``'s kind: its features, activation, l2, dropout.
+
+    Sizes shrink (hidden 6, embeddings 3-4 wide, a vocabulary of 12 words)
+    so every entry of every parameter can be checked in about a second.
+    """
+    small = config_from_dict(config.to_dict())
+    small.model.hidden = 6
+    for name in feature_dims(config):
+        setattr(small.features, f"{name}_dim", 4 if name == "word" else 3)
+    rng = np.random.default_rng(seed)
+    words = "the cat Sat on a MAT in Paris 1996 , UN .".split()
+    vocabs = {name: Vocab.build(map(FEATURES[name], words))[0] for name in feature_dims(small)}
+    labels = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+    params = init_params(small, vocabs, len(labels), rng, dtype=np.float64)
+    params = {name: p + rng.uniform(-0.5, 0.5, p.shape) for name, p in params.items()}
+    model = WindowTagger(small, vocabs, labels, params, rng)
+    windows = encode_windows([words[:7], words[7:]], vocabs, small.features.window)
+    tags = rng.integers(0, len(labels), size=len(windows))
+    return check_gradients(model, model.feeds(windows, np.arange(len(windows)), tags))

@@ -1,0 +1,152 @@
+"""Running a model over text: tokenise, batch, tag, evaluate, format.
+
+Everything streams: sentences are read, tagged and yielded a batch at a
+time, so memory does not grow with the input. Spans are half-open,
+``[start, end)``, both for token indexes and for character offsets.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+
+import numpy as np
+
+from nerwin.data.conll import Sentence
+from nerwin.data.features import encode_windows
+from nerwin.decode import decode, span_confidence, spans
+from nerwin.metrics import evaluate_tags
+from nerwin.model import WindowTagger
+
+SENTENCES_PER_BATCH = 512
+
+# Abbreviations (U.S.), the clitic 's, words and numbers with inner - . , / :
+# or an apostrophe not starting 's (1996-08-22, 3.5, well-known, O'Neill),
+# then any other single character.
+_TOKEN = re.compile(r"(?:[^\W\d_]\.){2,}|'s\b|\w+(?:[-.,/:]\w+|'(?!s\b)\w+)*|\S")
+
+
+def tokenize(text: str) -> tuple[list[str], list[tuple[int, int]]]:
+    """Split a line into tokens and their character offsets, ``text[start:end] == token``.
+
+    >>> tokenize("Peter Blackburn's visit to the U.S., 1996-08-22.")[0]
+    ['Peter', 'Blackburn', "'s", 'visit', 'to', 'the', 'U.S.', ',', '1996-08-22', '.']
+    """
+    matches = list(_TOKEN.finditer(text))
+    return [m.group() for m in matches], [m.span() for m in matches]
+
+
+@dataclass
+class Tagged:
+    """One tagged sentence.
+
+    tags: the decoded IOB2 tag of each token.
+    p_tag: shape (T, C) P(tag) over the model's labels.
+    p_ent: shape (T,) P(entity) from the binary head.
+    offsets: the (start, end) character offsets of each token in ``text``, if it came as text.
+    """
+
+    tokens: Sequence[str]
+    tags: list[str]
+    p_tag: np.ndarray
+    p_ent: np.ndarray
+    text: str | None = None
+    offsets: list[tuple[int, int]] | None = None
+
+    def tag_probabilities(self, labels: Sequence[str]) -> np.ndarray:
+        """P of each decoded tag, shape (T,)."""
+        index = {label: i for i, label in enumerate(labels)}
+        return self.p_tag[np.arange(len(self.tags)), [index[t] for t in self.tags]]
+
+    def entities(self, labels: Sequence[str]) -> list[dict]:
+        """The decoded spans with type, token range, confidence and, for text, offsets."""
+        found = []
+        for entity_type, start, end in spans(self.tags):
+            entity = {
+                "type": entity_type,
+                "text": " ".join(self.tokens[start:end]),
+                "token_start": start,
+                "token_end": end,
+                "confidence": span_confidence(self.p_tag, labels, (entity_type, start, end)),
+            }
+            if self.offsets is not None:
+                entity["start"] = self.offsets[start][0]
+                entity["end"] = self.offsets[end - 1][1]
+                entity["text"] = self.text[entity["start"] : entity["end"]]
+            found.append(entity)
+        return found
+
+
+def tag_batch(model: WindowTagger, token_lists: Sequence[Sequence[str]]) -> list[Tagged]:
+    """Tag sentences all at once: one forward pass over all their windows."""
+    windows = encode_windows(token_lists, model.vocabs, model.config.features.window)
+    p_ent, p_tag = model.probabilities(model.feeds(windows, np.arange(len(windows))))
+    bounds = windows.sentence_starts
+    tagged = []
+    for i, tokens in enumerate(token_lists):
+        rows = slice(bounds[i], bounds[i + 1])
+        tags = decode(p_tag[rows], model.labels, model.config.model.decode)
+        tagged.append(Tagged(tokens, tags, p_tag[rows], p_ent[rows]))
+    return tagged
+
+
+def tag_stream(
+    model: WindowTagger, token_lists: Iterable[Sequence[str]], batch: int = SENTENCES_PER_BATCH
+) -> Iterator[Tagged]:
+    """Tag an iterable of token lists lazily, ``batch`` sentences per forward pass."""
+    iterator = iter(token_lists)
+    while chunk := list(islice(iterator, batch)):
+        yield from tag_batch(model, chunk)
+
+
+def tag_text_lines(model: WindowTagger, lines: Iterable[str]) -> Iterator[Tagged]:
+    """Raw text, one sentence per line (blank lines skipped) -> tagged sentences with offsets."""
+    texts = (line.rstrip("\r\n") for line in lines if line.strip())
+    while chunk := list(islice(texts, SENTENCES_PER_BATCH)):
+        split = [tokenize(text) for text in chunk]
+        for text, (_, offsets), tagged in zip(
+            chunk, split, tag_batch(model, [tokens for tokens, _ in split]), strict=True
+        ):
+            tagged.text, tagged.offsets = text, offsets
+            yield tagged
+
+
+def evaluate(model: WindowTagger, sentences: Sequence[Sentence]) -> dict:
+    """Entity, binary and confusion scores of ``model`` on gold ``sentences``."""
+    tagged = list(tag_stream(model, (s.tokens for s in sentences)))
+    gold = [list(s.tags) for s in sentences]
+    pred = [t.tags for t in tagged]
+    p_ent = np.concatenate([t.p_ent for t in tagged]) if tagged else np.zeros(0)
+    return evaluate_tags(gold, pred, p_entity=p_ent)
+
+
+def format_conll(tagged: Tagged, labels: Sequence[str]) -> str:
+    """token, tag, P(tag), P(entity) per line, then a blank line."""
+    p_chosen = tagged.tag_probabilities(labels)
+    rows = [
+        f"{token} {tag} {p:.4f} {pe:.4f}"
+        for token, tag, p, pe in zip(
+            tagged.tokens, tagged.tags, p_chosen, tagged.p_ent, strict=True
+        )
+    ]
+    return "\n".join(rows) + "\n\n"
+
+
+def format_jsonl(tagged: Tagged, labels: Sequence[str]) -> str:
+    """One JSON object: tokens, tags, per-token P(tag) and P(entity), entity spans."""
+    record = {
+        "tokens": list(tagged.tokens),
+        "tags": tagged.tags,
+        "p_tag": [round(float(p), 4) for p in tagged.tag_probabilities(labels)],
+        "p_entity": [round(float(p), 4) for p in tagged.p_ent],
+        "entities": tagged.entities(labels),
+    }
+    if tagged.text is not None:
+        record = {"text": tagged.text, "offsets": tagged.offsets, **record}
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+FORMATS = {"conll": format_conll, "jsonl": format_jsonl}

@@ -1,0 +1,214 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from nerwin.decode import (
+    PROB_FLOOR,
+    allowed_transitions,
+    argmax_decode,
+    decode,
+    is_valid_iob2,
+    span_confidence,
+    spans,
+    viterbi_decode,
+)
+
+LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+LABELS_3_TYPES = ["O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-PER", "I-PER"]
+
+
+def random_p_tag(rng: np.random.Generator, num_tokens: int, num_labels: int, alpha: float):
+    """Random probability rows, shape (T, C); small alpha gives peaked rows."""
+    return rng.dirichlet(np.full(num_labels, alpha), size=num_tokens)
+
+
+def log_score(p_tag: np.ndarray, tags: list[str], labels: list[str]) -> float:
+    log_p = np.log(np.clip(p_tag, PROB_FLOOR, None))
+    return float(sum(log_p[t, labels.index(tag)] for t, tag in enumerate(tags)))
+
+
+def brute_force_best(p_tag: np.ndarray, labels: list[str]) -> list[str]:
+    valid = (
+        list(tags)
+        for tags in itertools.product(labels, repeat=p_tag.shape[0])
+        if is_valid_iob2(tags)
+    )
+    return max(valid, key=lambda tags: log_score(p_tag, tags, labels))
+
+
+# --- is_valid_iob2 and the transition tables --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tags", "valid"),
+    [
+        ([], True),
+        (["O", "B-PER", "I-PER", "I-PER", "B-LOC", "O"], True),
+        (["B-PER", "B-PER", "I-PER"], True),
+        (["I-PER"], False),
+        (["O", "I-PER"], False),
+        (["B-LOC", "I-PER"], False),
+        (["B-PER", "I-PER", "I-LOC"], False),
+        (["PER"], False),
+        (["B-"], False),
+    ],
+)
+def test_is_valid_iob2(tags, valid):
+    assert is_valid_iob2(tags) is valid
+
+
+def test_allowed_transitions_agree_with_is_valid_iob2():
+    start_allowed, trans_allowed = allowed_transitions(LABELS_3_TYPES)
+    assert start_allowed.shape == (7,) and trans_allowed.shape == (7, 7)
+    for i, first in enumerate(LABELS_3_TYPES):
+        assert start_allowed[i] == is_valid_iob2([first])
+        opening = [f"B-{first[2:]}"] if first.startswith("I-") else []  # makes `first` valid
+        for j, second in enumerate(LABELS_3_TYPES):
+            assert trans_allowed[i, j] == is_valid_iob2([*opening, first, second]), (first, second)
+
+
+def test_allowed_transitions_by_hand():
+    start_allowed, trans_allowed = allowed_transitions(LABELS)
+    assert start_allowed.tolist() == [True, True, False, True, False]
+    # rows = previous O, B-PER, I-PER, B-LOC, I-LOC; columns = next in the same order
+    assert trans_allowed.astype(int).tolist() == [
+        [1, 1, 0, 1, 0],
+        [1, 1, 1, 1, 0],
+        [1, 1, 1, 1, 0],
+        [1, 1, 0, 1, 1],
+        [1, 1, 0, 1, 1],
+    ]
+
+
+# --- decoders ---------------------------------------------------------------------------------
+
+
+def test_argmax_decode():
+    p_tag = np.array([[0.6, 0.3, 0.1, 0.0, 0.0], [0.2, 0.1, 0.7, 0.0, 0.0]])
+    assert argmax_decode(p_tag, LABELS) == ["O", "I-PER"]
+
+
+def test_viterbi_repairs_o_then_i_into_b_i_when_that_scores_higher():
+    # O O: 0.6 * 0.2 = 0.12 < B-PER I-PER: 0.3 * 0.7 = 0.21
+    p_tag = np.array([[0.6, 0.3, 0.1, 0.0, 0.0], [0.2, 0.1, 0.7, 0.0, 0.0]])
+    assert viterbi_decode(p_tag, LABELS) == ["B-PER", "I-PER"]
+
+
+def test_viterbi_repairs_o_then_i_into_o_o_when_that_scores_higher():
+    # O O: 0.7 * 0.4 = 0.28 > B-PER I-PER: 0.2 * 0.5 = 0.10
+    p_tag = np.array([[0.7, 0.2, 0.1, 0.0, 0.0], [0.4, 0.1, 0.5, 0.0, 0.0]])
+    assert argmax_decode(p_tag, LABELS) == ["O", "I-PER"]
+    assert viterbi_decode(p_tag, LABELS) == ["O", "O"]
+
+
+def test_viterbi_output_is_always_valid_iob2():
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        num_tokens = int(rng.integers(1, 30))
+        alpha = float(rng.choice([0.05, 0.3, 1.0]))
+        p_tag = random_p_tag(rng, num_tokens, len(LABELS_3_TYPES), alpha)
+        tags = viterbi_decode(p_tag, LABELS_3_TYPES)
+        assert len(tags) == num_tokens
+        assert is_valid_iob2(tags), tags
+
+
+@pytest.mark.parametrize("num_tokens", [1, 2, 3, 4])
+def test_viterbi_equals_brute_force_on_tiny_cases(num_tokens):
+    rng = np.random.default_rng(num_tokens)
+    for _ in range(40):
+        p_tag = random_p_tag(rng, num_tokens, len(LABELS), alpha=0.5)
+        assert viterbi_decode(p_tag, LABELS) == brute_force_best(p_tag, LABELS)
+
+
+def test_viterbi_equals_argmax_when_argmax_is_valid():
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        num_tokens = int(rng.integers(1, 15))
+        valid_tags = viterbi_decode(random_p_tag(rng, num_tokens, len(LABELS), 0.2), LABELS)
+        p_tag = random_p_tag(rng, num_tokens, len(LABELS), 1.0)
+        p_tag[np.arange(num_tokens), [LABELS.index(tag) for tag in valid_tags]] += 2.0
+        p_tag /= p_tag.sum(axis=1, keepdims=True)
+        assert argmax_decode(p_tag, LABELS) == valid_tags
+        assert viterbi_decode(p_tag, LABELS) == valid_tags
+
+
+def test_viterbi_ties_go_to_lower_label_index():
+    uniform = np.full((6, len(LABELS)), 1 / len(LABELS))
+    assert viterbi_decode(uniform, LABELS) == ["O"] * 6
+
+
+def test_viterbi_survives_zero_probabilities():
+    p_tag = np.array([[0.0, 0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0, 0.0]])
+    assert viterbi_decode(p_tag, LABELS) == ["B-PER", "I-PER"]
+
+
+def test_empty_sentence():
+    empty = np.zeros((0, len(LABELS)))
+    assert viterbi_decode(empty, LABELS) == []
+    assert argmax_decode(empty, LABELS) == []
+
+
+def test_decode_dispatches_and_rejects_unknown_method():
+    p_tag = np.array([[0.6, 0.3, 0.1, 0.0, 0.0], [0.2, 0.1, 0.7, 0.0, 0.0]])
+    assert decode(p_tag, LABELS) == ["B-PER", "I-PER"]
+    assert decode(p_tag, LABELS, method="argmax") == ["O", "I-PER"]
+    with pytest.raises(ValueError, match="beam"):
+        decode(p_tag, LABELS, method="beam")
+
+
+def test_decoders_reject_wrong_number_of_columns():
+    with pytest.raises(ValueError, match="shape"):
+        viterbi_decode(np.ones((2, 3)) / 3, LABELS)
+
+
+# --- spans ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [
+        ([], []),
+        (["O", "O"], []),
+        (["B-PER"], [("PER", 0, 1)]),
+        (["B-PER", "I-PER", "O", "B-LOC"], [("PER", 0, 2), ("LOC", 3, 4)]),
+        (["B-LOC", "B-LOC", "I-LOC"], [("LOC", 0, 1), ("LOC", 1, 3)]),
+        (["O", "I-PER", "I-PER"], [("PER", 1, 3)]),  # stray I- after O opens a span
+        (["B-LOC", "I-PER", "O"], [("LOC", 0, 1), ("PER", 1, 2)]),  # I- of another type too
+        (["B-PER", "I-PER", "I-PER"], [("PER", 0, 3)]),  # span reaching the sentence end
+    ],
+)
+def test_spans(tags, expected):
+    assert spans(tags) == expected
+
+
+def test_spans_rejects_non_iob2_tag():
+    with pytest.raises(ValueError, match="PER"):
+        spans(["O", "PER"])
+
+
+# --- span_confidence --------------------------------------------------------------------------
+
+CONFIDENCE_LABELS = ["O", "B-PER", "I-PER"]
+CONFIDENCE_P_TAG = np.array(
+    [
+        [0.1, 0.8, 0.1],
+        [0.2, 0.1, 0.7],
+        [0.5, 0.2, 0.3],
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("span", "expected"),
+    [
+        (("PER", 0, 2), 0.8 * 0.7 * (1 - 0.3)),
+        (("PER", 0, 1), 0.8 * (1 - 0.7)),
+        (("PER", 0, 3), 0.8 * 0.7 * 0.3),  # reaches the end: no closing factor
+        (("PER", 2, 3), 0.2),
+    ],
+)
+def test_span_confidence(span, expected):
+    confidence = span_confidence(CONFIDENCE_P_TAG, CONFIDENCE_LABELS, span)
+    assert isinstance(confidence, float)
+    assert confidence == pytest.approx(expected)
