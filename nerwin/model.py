@@ -273,7 +273,7 @@ def gradcheck_small_model(config: Config, seed: int = 0) -> list[Check]:
     for name in feature_dims(config):
         setattr(small.features, f"{name}_dim", 4 if name == "word" else 3)
     rng = np.random.default_rng(seed)
-    words = "the cat Sat on a MAT in Paris 1996 , UN .".split()
+    words = ["the", "cat", "Sat", "on", "a", "MAT", "in", "Paris", "1996", ",", "UN", "."]
     vocabs = {name: Vocab.build(map(FEATURES[name], words))[0] for name in feature_dims(small)}
     labels = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
     params = init_params(small, vocabs, len(labels), rng, dtype=np.float64)

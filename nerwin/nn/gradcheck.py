@@ -18,8 +18,9 @@ from nerwin.nn.gates import Gate, RowGrad
 
 STEP = 1e-5
 TOLERANCE = 1e-6
-# Relative errors of entries far below this size measure rounding, not the gradient.
-DENOMINATOR_FLOOR = 1e-6
+# A central difference carries a rounding error near eps * |J| / STEP ~ 1e-11: relative to
+# an entry far below this floor, that noise alone would exceed the tolerance.
+DENOMINATOR_FLOOR = 1e-4
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,47 @@
+# Each target works alone on a fresh machine: the venv is made on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CONFIG ?= configs/sample.yaml
+MODEL ?= runs/sample
+CONLL ?= ../shared/data/conll2003
+
+.PHONY: install train test test-slow lint format gradcheck eval predict train-conll clean
+
+$(BIN)/nerwin: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/nerwin
+
+train: install
+	$(BIN)/nerwin train --config $(CONFIG)
+
+test: install
+	$(BIN)/pytest
+
+test-slow: install
+	$(BIN)/pytest -m slow
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+
+gradcheck: install
+	$(BIN)/nerwin gradcheck --config $(CONFIG)
+
+eval: install
+	$(BIN)/nerwin eval --model $(MODEL) data/sample/test.conll
+
+predict: install
+	printf 'Peter Blackburn flew from Brussels to Lisbon on Tuesday .\n' | $(BIN)/nerwin predict --model $(MODEL) -
+
+train-conll: install
+	$(BIN)/nerwin train --config configs/conll2003.yaml --set data.dir=$(CONLL)
+
+clean:
+	rm -rf $(VENV) runs *.egg-info .pytest_cache .ruff_cache
