@@ -13,8 +13,8 @@ import sys
 import click
 
 from nerwin import __version__
-from nerwin.config import Config, load_config
-from nerwin.data.conll import iter_token_sentences, read_conll
+from nerwin.config import Config, check_encoding, load_config
+from nerwin.data.conll import iter_lines, iter_token_sentences, read_conll
 from nerwin.errors import NerwinError
 from nerwin.metrics import format_report
 from nerwin.model import WindowTagger, gradcheck_small_model
@@ -103,26 +103,21 @@ def eval_command(model_dir, file, as_json):
 @click.option(
     "--output-format", type=click.Choice(sorted(FORMATS)), default="conll", show_default=True
 )
+@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of FILE.")
 @user_errors
-def predict(model_dir, file, input_format, output_format):
-    """Tag FILE (or - for stdin) and write the tags to stdout."""
+def predict(model_dir, file, input_format, output_format, encoding):
+    """Tag FILE (or - for stdin) and write the tags to stdout as they are found."""
+    check_encoding(encoding)
     model = WindowTagger.load(model_dir)
-    write = FORMATS[output_format]
     if input_format == "conll":
-        sentences = iter_token_sentences(
-            file, token_column=model.config.data.token_column, encoding=model.config.data.encoding
-        )
-        for item in tag_stream(model, sentences):
-            sys.stdout.write(write(item, model.labels))
-        return
-    try:
-        with click.open_file(file, encoding="utf-8") as lines:
-            for item in tag_text_lines(model, lines):
-                sys.stdout.write(write(item, model.labels))
-    except FileNotFoundError:
-        raise NerwinError(f"{file}: no such file") from None
-    except UnicodeDecodeError as err:
-        raise NerwinError(f"{file}: not UTF-8 text ({err.reason})") from None
+        token_column = model.config.data.token_column
+        sentences = iter_token_sentences(file, token_column=token_column, encoding=encoding)
+        tagged = tag_stream(model, sentences)
+    else:
+        tagged = tag_text_lines(model, (text for _, text in iter_lines(file, encoding)))
+    write = FORMATS[output_format]
+    for item in tagged:
+        sys.stdout.write(write(item, model.labels))
 
 
 @main.command()

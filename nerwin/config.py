@@ -8,7 +8,6 @@ errors that name the key, and the file and line where the file set it.
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
 import hashlib
 import json
@@ -92,6 +91,7 @@ CHOICES = {
 }
 POSITIVE = ("model.hidden", "train.epochs", "train.batch_size", "train.lr", "features.word_dim")
 NON_NEGATIVE = (
+    "train.seed",
     "features.window",
     "features.caps_dim",
     "features.suffix_dim",
@@ -106,31 +106,42 @@ NON_NEGATIVE = (
 PROBABILITIES = ("features.unk_replace", "model.dropout")
 
 
-def _key_lines(path: Path, text: str) -> dict[str, int]:
-    """Dotted key -> 1-based line where the YAML file sets it."""
-    lines: dict[str, int] = {}
+def _read_yaml(path: Path) -> tuple[Any, dict[str, str]]:
+    """The file's values, and for each dotted key the ``FILE:LINE: `` where it is set."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read config ({getattr(err, 'strerror', err)})") from None
+    where: dict[str, str] = {"": f"{path}: "}
 
     def walk(node, prefix: str) -> None:
-        if not isinstance(node, yaml.MappingNode):
-            return
-        for key_node, value_node in node.value:
-            dotted = f"{prefix}{key_node.value}"
-            lines[dotted] = key_node.start_mark.line + 1
-            walk(value_node, dotted + ".")
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                dotted = f"{prefix}{key_node.value}"
+                where[dotted] = f"{path}:{key_node.start_mark.line + 1}: "
+                walk(value_node, dotted + ".")
 
     try:
         walk(yaml.compose(text), "")
+        values = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
-    return lines
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        location = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(err, "problem", None) or err
+        raise ConfigError(f"{location}: not valid YAML ({problem})") from None
+    return values, where
 
 
 def _coerce(value: Any, expected: type, key: str) -> Any:
     """``value`` as ``expected``, or a ConfigError naming the key."""
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if expected is float and isinstance(value, str):
+        # YAML 1.1 reads 1e-3 (no dot) as a string; users write it that way.
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if expected is str and value is None:
         return ""
     if isinstance(value, expected) and not (expected is int and isinstance(value, bool)):
@@ -138,10 +149,14 @@ def _coerce(value: Any, expected: type, key: str) -> Any:
     raise ConfigError(f"{key}: expected {expected.__name__}, got {value!r}")
 
 
-def _apply(target: Any, values: dict[str, Any], prefix: str, where: dict[str, str]) -> None:
+def _apply(target: Any, values: Any, prefix: str, where: dict[str, str]) -> None:
     """Set the dataclass ``target``'s fields from nested ``values``, checking keys and types."""
+    section = prefix.rstrip(".")
+    if values is None:  # a section with every key commented out
+        return
     if not isinstance(values, dict):
-        raise ConfigError(f"{where.get(prefix.rstrip('.'), '')}{prefix.rstrip('.')}: not a mapping")
+        what = f"'{section}'" if section else "the top level"
+        raise ConfigError(f"{where.get(section, '')}{what} must be a mapping of keys to values")
     hints = get_type_hints(type(target))
     for key, value in values.items():
         dotted = f"{prefix}{key}"
@@ -158,66 +173,72 @@ def _apply(target: Any, values: dict[str, Any], prefix: str, where: dict[str, st
             raise ConfigError(f"{location}{err}") from None
 
 
-def validate(config: Config) -> None:
-    """Ranges and choices; raises ConfigError naming the first bad key."""
+def check_encoding(encoding: str, prefix: str = "") -> None:
+    """ConfigError unless ``encoding`` exists and keeps ASCII as is (files are split as bytes)."""
+    try:
+        ascii_compatible = "\n a".encode(encoding) == b"\n a"
+    except LookupError:  # unknown, or a codec that is not a text encoding (rot13)
+        raise ConfigError(f"{prefix}unknown text encoding {encoding!r}") from None
+    if not ascii_compatible:
+        raise ConfigError(f"{prefix}encoding {encoding!r} is not ASCII-compatible; use utf-8")
+
+
+def validate(config: Config, where: dict[str, str] | None = None) -> None:
+    """Ranges and choices; ConfigError naming the first bad key (and where it was set)."""
+    where = where or {}
 
     def get(dotted: str) -> Any:
         section, key = dotted.split(".")
         return getattr(getattr(config, section), key)
 
+    def fail(key: str, problem: str) -> None:
+        raise ConfigError(f"{where.get(key, '')}{key}: {problem}")
+
     for key, options in CHOICES.items():
         if get(key) not in options:
-            raise ConfigError(f"{key}: {get(key)!r} is not one of {', '.join(options)}")
+            fail(key, f"{get(key)!r} is not one of {', '.join(options)}")
     for key in POSITIVE:
         if get(key) <= 0:
-            raise ConfigError(f"{key}: must be positive, got {get(key)}")
+            fail(key, f"must be positive, got {get(key)}")
     for key in NON_NEGATIVE:
         if get(key) < 0:
-            raise ConfigError(f"{key}: must not be negative, got {get(key)}")
-    try:
-        codecs.lookup(config.data.encoding)
-    except LookupError:
-        raise ConfigError(f"data.encoding: unknown encoding {config.data.encoding!r}") from None
+            fail(key, f"must not be negative, got {get(key)}")
     for key in PROBABILITIES:
         if not 0.0 <= get(key) < 1.0:
-            raise ConfigError(f"{key}: must be in [0, 1), got {get(key)}")
+            fail(key, f"must be in [0, 1), got {get(key)}")
+    check_encoding(config.data.encoding, f"{where.get('data.encoding', '')}data.encoding: ")
 
 
 def parse_override(text: str) -> dict[str, Any]:
-    """ "a.b=value" -> {"a": {"b": value}}, value read as YAML."""
+    """ "a.b=value" -> {"a": {"b": value}}, the value read as YAML."""
     key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
+    key = key.strip()
+    if not sep or not key:
         raise ConfigError(f"--set {text!r}: expected key=value, e.g. train.lr=0.01")
     try:
         value = yaml.safe_load(raw)
     except yaml.YAMLError:
         raise ConfigError(f"--set {text!r}: the value is not valid YAML") from None
     nested: dict[str, Any] = {}
-    parts = key.strip().split(".")
     inner = nested
-    for part in parts[:-1]:
+    *sections, last = key.split(".")
+    for part in sections:
         inner = inner.setdefault(part, {})
-    inner[parts[-1]] = value
+    inner[last] = value
     return nested
 
 
 def load_config(path: str | Path | None = None, overrides: tuple[str, ...] = ()) -> Config:
     """Defaults, then the YAML file, then each ``--set`` override, then validation."""
     config = Config()
+    where: dict[str, str] = {}
     if path is not None:
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as err:
-            raise ConfigError(f"{path}: cannot read config ({err.strerror})") from None
-        lines = _key_lines(path, text)
-        values = yaml.safe_load(text) or {}
-        where = {key: f"{path}:{line}: " for key, line in lines.items()}
-        where[""] = f"{path}: "
+        values, where = _read_yaml(Path(path))
         _apply(config, values, "", where)
     for text in overrides:
-        _apply(config, parse_override(text), "", {})
-    validate(config)
+        where.pop(text.partition("=")[0].strip(), None)  # no longer the file's value
+        _apply(config, parse_override(text), "", where)
+    validate(config, where)
     return config
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -198,34 +199,50 @@ class WindowTagger:
 
     @classmethod
     def load(cls, directory: str | Path) -> WindowTagger:
-        """Read a model directory; ModelError for anything missing or of another version."""
+        """Read a model directory; ModelError for anything missing, damaged or of another version."""
         directory = Path(directory)
         meta_path, weights_path = directory / "model.json", directory / "weights.npz"
         if not meta_path.is_file() or not weights_path.is_file():
             raise ModelError(f"{directory}: no model here (train one with `nerwin train`)")
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (ValueError, OSError) as err:
-            raise ModelError(f"{meta_path}: unreadable ({err})") from None
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ModelError(
-                f"{meta_path}: model format version {meta.get('format_version')!r}, "
-                f"this nerwin reads version {FORMAT_VERSION}"
-            )
+        meta = _read_meta(meta_path)
         try:
             config = config_from_dict(meta["config"])
         except ConfigError as err:
             raise ModelError(f"{meta_path}: bad stored config: {err}") from None
-        with np.load(weights_path, allow_pickle=False) as weights:
-            params = {name: weights[name] for name in weights.files}
         vocabs = {name: Vocab(itos) for name, itos in meta["vocabs"].items()}
-        expected = init_params(config, vocabs, len(meta["labels"]), np.random.default_rng(0))
+        labels = list(meta["labels"])
+        try:
+            with np.load(weights_path, allow_pickle=False) as weights:
+                params = {name: weights[name] for name in weights.files}
+        except (OSError, ValueError, zipfile.BadZipFile) as err:
+            raise ModelError(f"{weights_path}: unreadable ({err})") from None
+        expected = init_params(config, vocabs, len(labels), np.random.default_rng(0))
         for name, array in expected.items():
             if name not in params or params[name].shape != array.shape:
                 raise ModelError(f"{weights_path}: '{name}' is missing or has the wrong shape")
-        model = cls(config, vocabs, meta["labels"], params)
+        model = cls(config, vocabs, labels, params)
         model.metrics = meta.get("metrics", {})
         return model
+
+
+def _read_meta(meta_path: Path) -> dict:
+    """model.json, checked for its version and the keys a model needs."""
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as err:
+        raise ModelError(f"{meta_path}: unreadable ({err})") from None
+    if not isinstance(meta, dict):
+        raise ModelError(f"{meta_path}: not a nerwin model description")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelError(
+            f"{meta_path}: model format version {meta.get('format_version')!r}, "
+            f"this nerwin reads version {FORMAT_VERSION}"
+        )
+    shapes = {"config": dict, "labels": list, "vocabs": dict}
+    for key, kind in shapes.items():
+        if not isinstance(meta.get(key), kind):
+            raise ModelError(f"{meta_path}: '{key}' is missing or malformed")
+    return meta
 
 
 def _atomic_write(path: Path, write) -> None:

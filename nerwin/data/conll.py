@@ -22,9 +22,11 @@ right after another of the same type):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import re
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from os import PathLike
@@ -381,16 +383,22 @@ def _check_columns(path, line_no: int, width: int, token_column: int, tag_column
         raise DataError(path, line_no, message)
 
 
-def _split_lines(path, encoding: str) -> Iterator[tuple[int, list[str]]]:
-    """Yield (line number, fields) per line; bytes are decoded a line at a time
-    so that a decoding error knows its line."""
-    try:
-        file = open(path, "rb")  # noqa: SIM115 -- closed by the with below, once open succeeded
-    except FileNotFoundError:
-        raise DataError(path, None, "no such file") from None
-    except OSError as err:
-        raise DataError(path, None, f"cannot open: {err.strerror}") from None
-    with file:
+def iter_lines(path: str | PathLike, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
+    """Yield (1-based line number, text) for each line of ``path`` ("-" reads stdin).
+
+    Bytes are decoded a line at a time so that a decoding error names its
+    line; a UTF-8 BOM is dropped. Errors are DataError.
+    """
+    if str(path) == "-":
+        opened = contextlib.nullcontext(sys.stdin.buffer)
+    else:
+        try:
+            opened = open(path, "rb")  # noqa: SIM115 -- closed by the with below
+        except FileNotFoundError:
+            raise DataError(path, None, "no such file") from None
+        except OSError as err:
+            raise DataError(path, None, f"cannot open: {err.strerror}") from None
+    with opened as file:
         for line_no, line_bytes in enumerate(file, start=1):
             try:
                 text = line_bytes.decode(encoding)
@@ -400,13 +408,17 @@ def _split_lines(path, encoding: str) -> Iterator[tuple[int, list[str]]]:
                     f" at column {err.start + 1} as {encoding}"
                 )
                 raise DataError(path, line_no, message) from None
-            if line_no == 1:
-                text = text.removeprefix(_BOM)
-            # str.split() would also split at U+00A0 and U+0085, which latin-1 tokens can hold.
-            if text.isascii():
-                yield line_no, text.split()
-            else:
-                yield line_no, _ASCII_BLANK_RUN.split(text.strip(_ASCII_BLANKS))
+            yield line_no, text.removeprefix(_BOM) if line_no == 1 else text
+
+
+def _split_lines(path, encoding: str) -> Iterator[tuple[int, list[str]]]:
+    """Yield (line number, fields) per line."""
+    for line_no, text in iter_lines(path, encoding):
+        # str.split() would also split at U+00A0 and U+0085, which latin-1 tokens can hold.
+        if text.isascii():
+            yield line_no, text.split()
+        else:
+            yield line_no, _ASCII_BLANK_RUN.split(text.strip(_ASCII_BLANKS))
 
 
 # ---------------------------------------------------------------------------
