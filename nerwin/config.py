@@ -39,6 +39,9 @@ class FeaturesConfig:
     caps_dim: int = 5  # capitalisation embedding size; 0 turns it off
     suffix_dim: int = 0  # embedding size of the last three characters; 0 turns it off
     shape_dim: int = 0  # embedding size of the word shape (Xxxx, dd-dd); 0 turns it off
+    vectors: str = (
+        ""  # pretrained word vectors: "" none, glove-6b-50d, or a GloVe/word2vec .txt(.gz)
+    )
     min_count: int = 1  # training words seen fewer times than this are <unk>
     unk_replace: float = 0.5  # probability a singleton training word is read as <unk>
     init_scale: float = 0.1  # random embeddings are uniform in +-init_scale

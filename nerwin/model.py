@@ -199,7 +199,7 @@ class WindowTagger:
 
     @classmethod
     def load(cls, directory: str | Path) -> WindowTagger:
-        """Read a model directory; ModelError for anything missing, damaged or of another version."""
+        """Read a model directory; ModelError if it is missing, damaged or of another version."""
         directory = Path(directory)
         meta_path, weights_path = directory / "model.json", directory / "weights.npz"
         if not meta_path.is_file() or not weights_path.is_file():

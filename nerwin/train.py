@@ -18,6 +18,7 @@ from tqdm import tqdm
 from nerwin.config import Config, TrainConfig
 from nerwin.data.conll import Sentence, entity_type, read_conll
 from nerwin.data.features import FEATURES, Windows, encode_windows
+from nerwin.data.vectors import copy_vectors, load_vectors
 from nerwin.data.vocab import Vocab
 from nerwin.errors import DataError
 from nerwin.model import WindowTagger, feature_dims
@@ -59,15 +60,22 @@ def build_labels(sentences: list[Sentence]) -> list[str]:
     return ["O"] + [f"{prefix}-{t}" for t in types for prefix in ("B", "I")]
 
 
-def build_vocabs(sentences: list[Sentence], config: Config) -> tuple[dict[str, Vocab], np.ndarray]:
-    """One vocabulary per feature turned on, and the word counts, shape (V_word,)."""
+def build_vocabs(
+    sentences: list[Sentence], config: Config, vector_words: list[str] = ()
+) -> tuple[dict[str, Vocab], np.ndarray]:
+    """One vocabulary per feature turned on, and the training count of each word, shape (V,).
+
+    The word vocabulary is the training words, then every word that has a
+    pretrained vector, so the whole table serves words never seen in training.
+    """
     tokens = [token for s in sentences for token in s.tokens]
-    vocabs, word_counts = {}, None
+    vocabs = {}
     for name in feature_dims(config):
         min_count = config.features.min_count if name == "word" else 1
         vocabs[name], counts = Vocab.build(map(FEATURES[name], tokens), min_count)
         if name == "word":
-            word_counts = counts
+            vocabs[name] = vocabs[name].extend(vector_words)
+            word_counts = np.pad(counts, (0, len(vocabs[name]) - len(counts)))
     return vocabs, word_counts
 
 
@@ -165,9 +173,14 @@ def train(config: Config, log: Callable[[str], None] = print) -> Run:
     if not train_sentences:
         raise DataError(Path(config.data.dir) / config.data.train, None, "no training sentences")
 
-    vocabs, word_counts = build_vocabs(train_sentences, config)
+    vector_words, vectors = (
+        load_vectors(config.features.vectors) if config.features.vectors else ([], None)
+    )
+    vocabs, word_counts = build_vocabs(train_sentences, config, vector_words)
     labels = build_labels(train_sentences)
     model = WindowTagger.create(config, vocabs, labels, rng)
+    if vectors is not None:
+        copy_vectors(model.params["word.table"], vocabs["word"], vector_words, vectors)
     windows = encode_windows([s.tokens for s in train_sentences], vocabs, config.features.window)
     label_index = {label: i for i, label in enumerate(labels)}
     tags = np.array([label_index[t] for s in train_sentences for t in s.tags], dtype=np.int64)
