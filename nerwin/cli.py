@@ -20,6 +20,7 @@ from nerwin.metrics import format_report
 from nerwin.model import WindowTagger, gradcheck_small_model
 from nerwin.nn.gradcheck import TOLERANCE
 from nerwin.predict import FORMATS, evaluate, tag_stream, tag_text_lines
+from nerwin.train import resume as resume_training
 from nerwin.train import train as train_model
 
 DEFAULT_MODEL = Config().output  # where `nerwin train` on the sample config saves
@@ -58,13 +59,20 @@ def main():
 @click.option("--config", "config_path", type=click.Path(), help="YAML config file.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a key.")
 @click.option("--output", help="Output directory (same as --set output=DIR).")
+@click.option(
+    "--resume", "resume_dir", type=click.Path(), help="Continue the run in this directory."
+)
 @user_errors
-def train(config_path, overrides, output):
+def train(config_path, overrides, output, resume_dir):
     """Train a model; the best one on dev is saved in the output directory."""
-    if output:
-        overrides = (*overrides, f"output={output}")
-    config = load_config(config_path, overrides)
-    run = train_model(config, log=click.echo)
+    if resume_dir:
+        if config_path or overrides or output:
+            raise NerwinError("--resume continues a run as it was: no --config, --set or --output")
+        run = resume_training(resume_dir, log=click.echo)
+    else:
+        if output:
+            overrides = (*overrides, f"output={output}")
+        run = train_model(load_config(config_path, overrides), log=click.echo)
     click.echo(f"best epoch {run.best_epoch}, {run.seconds:.1f} s; model saved in {run.output}")
     for split, scores in run.scores.items():
         click.echo(f"\n== {split} ==\n{format_report(scores)}")

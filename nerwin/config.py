@@ -67,6 +67,7 @@ class TrainConfig:
     lr_decay: float = 0.0  # the rate in epoch e is lr / (1 + lr_decay * e)
     momentum: float = 0.9  # sgd only
     patience: int = 5  # stop after this many epochs without a better dev F1; 0 never stops
+    checkpoint_batches: int = 0  # also checkpoint every this many batches; 0: at epoch ends only
 
 
 @dataclass
@@ -105,6 +106,7 @@ NON_NEGATIVE = (
     "model.l2",
     "train.lr_decay",
     "train.patience",
+    "train.checkpoint_batches",
 )
 PROBABILITIES = ("features.unk_replace", "model.dropout")
 

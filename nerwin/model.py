@@ -193,9 +193,9 @@ class WindowTagger:
             "vocabs": {name: vocab.itos for name, vocab in self.vocabs.items()},
             "metrics": metrics or {},
         }
-        _atomic_write(directory / "weights.npz", lambda f: np.savez(f, **self.params))
+        atomic_write(directory / "weights.npz", lambda f: np.savez(f, **self.params))
         text = json.dumps(meta, ensure_ascii=False, indent=1)
-        _atomic_write(directory / "model.json", lambda f: f.write(text.encode("utf-8")))
+        atomic_write(directory / "model.json", lambda f: f.write(text.encode("utf-8")))
 
     @classmethod
     def load(cls, directory: str | Path) -> WindowTagger:
@@ -245,7 +245,7 @@ def _read_meta(meta_path: Path) -> dict:
     return meta
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:

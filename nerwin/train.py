@@ -15,7 +15,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from nerwin.config import Config, TrainConfig
+from nerwin.checkpoint import (
+    Progress,
+    read_checkpoint_config,
+    restore_checkpoint,
+    save_checkpoint,
+    write_manifest,
+)
+from nerwin.config import Config, TrainConfig, config_from_dict
 from nerwin.data.conll import Sentence, entity_type, read_conll
 from nerwin.data.features import FEATURES, Windows, encode_windows
 from nerwin.data.vectors import copy_vectors, load_vectors
@@ -103,13 +110,20 @@ def replace_rare_words(
 
 
 class _Log:
-    """Lines to the caller's ``log`` and to ``train.log``; records to ``metrics.jsonl``."""
+    """Lines to the caller's ``log`` and to ``train.log``; records to ``metrics.jsonl``.
 
-    def __init__(self, output: Path, echo: Callable[[str], None]):
+    A resumed run appends to ``train.log`` and rewrites ``metrics.jsonl`` from
+    the checkpoint's records, dropping any written after the checkpoint.
+    """
+
+    def __init__(self, output: Path, echo: Callable[[str], None], records: list[dict]):
         output.mkdir(parents=True, exist_ok=True)
         self.echo = echo
-        self.text = open(output / "train.log", "w", encoding="utf-8")  # noqa: SIM115
+        mode = "a" if records else "w"
+        self.text = open(output / "train.log", mode, encoding="utf-8")  # noqa: SIM115
         self.records = open(output / "metrics.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+        for record in records:
+            self.record(record)
 
     def line(self, text: str) -> None:
         self.echo(text)
@@ -136,32 +150,46 @@ def _epoch_line(epoch: int, config: Config, loss: float, dev: dict | None, tps: 
 def train_epoch(
     model: WindowTagger,
     optimizer: Optimizer,
-    windows: Windows,
-    tags: np.ndarray,
-    singleton: np.ndarray,
+    data: TrainingData,
     rng: np.random.Generator,
-    description: str,
+    progress: Progress,
+    checkpoint: Callable[[], None],
 ) -> float:
-    """One pass over the shuffled training windows; returns the mean batch loss."""
+    """Train from ``progress.cursor`` to the end of the epoch; returns the mean batch loss.
+
+    Every ``train.checkpoint_batches`` batches (if set) ``checkpoint()`` saves
+    the state, so a killed run loses at most that many batches.
+    """
     config = model.config
-    order = rng.permutation(len(windows))
-    batch_size = config.train.batch_size
-    total, batches = 0.0, 0
-    bar = tqdm(total=len(order), desc=description, unit="tok", disable=None, leave=False)
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        feeds = model.feeds(windows, rows, tags)
+    if progress.order is None:
+        progress.order = rng.permutation(len(data.windows))
+    batch_size, every = config.train.batch_size, config.train.checkpoint_batches
+    description = f"epoch {progress.epoch}/{config.train.epochs}"
+    bar = tqdm(
+        total=len(progress.order),
+        initial=progress.cursor,
+        desc=description,
+        unit="tok",
+        disable=None,
+        leave=False,
+    )
+    while progress.cursor < len(progress.order):
+        rows = progress.order[progress.cursor : progress.cursor + batch_size]
+        feeds = model.feeds(data.windows, rows, data.tags)
         feeds["word_ids"] = replace_rare_words(
-            feeds["word_ids"], singleton, config.features.unk_replace, rng
+            feeds["word_ids"], data.singleton, config.features.unk_replace, rng
         )
-        total += model.loss(feeds)
-        batches += 1
+        progress.loss_sum += model.loss(feeds)
         optimizer.step(model.gradients())
+        progress.cursor += len(rows)
+        progress.batches += 1
         bar.update(len(rows))
-        if batches % 50 == 0:
-            bar.set_postfix(loss=f"{total / batches:.4f}")
+        if progress.batches % 50 == 0:
+            bar.set_postfix(loss=f"{progress.loss_sum / progress.batches:.4f}")
+        if every and progress.batches % every == 0 and progress.cursor < len(progress.order):
+            checkpoint()
     bar.close()
-    return total / max(batches, 1)
+    return progress.loss_sum / max(progress.batches, 1)
 
 
 @dataclass
@@ -201,16 +229,48 @@ def train(config: Config, log: Callable[[str], None] = print) -> Run:
     """Train on ``data.train``, select on ``data.dev``, score ``data.test``; save to ``output``."""
     rng = np.random.default_rng(config.train.seed)
     model, data = prepare(config, rng)
-    run = Run(output=Path(config.output), model=model, best_epoch=0)
-    logger = _Log(run.output, log)
+    optimizer = make_optimizer(config.train, model.params)
+    write_manifest(Path(config.output), config, _data_files(config))
+    return _run(model, data, optimizer, rng, Progress(), log)
+
+
+def resume(run_dir: str | Path, log: Callable[[str], None] = print) -> Run:
+    """Continue the run in ``run_dir`` from its checkpoint, exactly as if it had never stopped."""
+    config = config_from_dict(read_checkpoint_config(Path(run_dir)))
+    config.output = str(run_dir)
+    rng = np.random.default_rng(config.train.seed)
+    model, data = prepare(config, rng)
+    optimizer = make_optimizer(config.train, model.params)
+    progress = restore_checkpoint(Path(run_dir), model.params, optimizer, rng)
+    log(f"resuming {run_dir} at epoch {progress.epoch}, window {progress.cursor}")
+    return _run(model, data, optimizer, rng, progress, log)
+
+
+def _data_files(config: Config) -> list[Path]:
+    names = (config.data.train, config.data.dev, config.data.test)
+    return [Path(config.data.dir) / name for name in names if name]
+
+
+def _run(model, data, optimizer, rng, progress: Progress, log) -> Run:
+    """The epochs from ``progress`` on, then the final scores of the best model."""
+    run = Run(output=Path(model.config.output), model=model, best_epoch=progress.best_epoch)
+    logger = _Log(run.output, log, progress.history)
     logger.line(
         f"training on {len(data.windows)} tokens ({len(data.windows.sentence_starts) - 1} "
         f"sentences), {len(model.labels)} tags, vocabulary {len(model.vocabs['word'])}, "
         f"{sum(p.size for p in model.params.values())} parameters"
     )
     started = time.perf_counter()
-    _fit(model, data, rng, logger, run)
+    try:
+        _fit(model, data, optimizer, rng, progress, logger)
+    except KeyboardInterrupt:
+        run.interrupted = True
+        logger.line("interrupted: keeping the best model so far")
     run.seconds = time.perf_counter() - started
+    run.best_epoch, run.history = progress.best_epoch, progress.history
+    if progress.best_epoch:  # the best epoch's weights are the saved model's
+        for name, best in WindowTagger.load(run.output).params.items():
+            model.params[name][...] = best
     run.scores = _final_scores(model, data.dev, data.test)
     model.save(
         run.output, {"best_epoch": run.best_epoch, "train_seconds": run.seconds, **run.scores}
@@ -219,45 +279,40 @@ def train(config: Config, log: Callable[[str], None] = print) -> Run:
     return run
 
 
-def _fit(model: WindowTagger, data: TrainingData, rng, logger: _Log, run: Run) -> None:
-    """Epochs until done, out of patience or interrupted; leaves the best epoch's parameters."""
+def _fit(model, data, optimizer, rng, progress: Progress, logger: _Log) -> None:
+    """Epochs until the last, or no better dev F1 for ``patience`` epochs; checkpoints each."""
     config = model.config
-    optimizer = make_optimizer(config.train, model.params)
-    best_f1, best_params, waited = -1.0, None, 0
-    started = time.perf_counter()
-    try:
-        for epoch in range(1, config.train.epochs + 1):
-            optimizer.lr = lr_at(config.train, epoch - 1)
-            epoch_start = time.perf_counter()
-            description = f"epoch {epoch}/{config.train.epochs}"
-            loss = train_epoch(
-                model, optimizer, data.windows, data.tags, data.singleton, rng, description
-            )
-            tokens_per_s = len(data.windows) / (time.perf_counter() - epoch_start)
-            dev = evaluate(model, data.dev) if data.dev else None
-            logger.line(_epoch_line(epoch, config, loss, dev, tokens_per_s))
-            logger.record(_epoch_record(epoch, loss, optimizer.lr, tokens_per_s, dev, started))
-            run.history.append({"epoch": epoch, "loss": loss, "dev": dev})
-            f1 = dev["entity"]["micro"]["f1"] if dev else float(epoch)  # no dev: last is best
-            if f1 > best_f1:
-                best_f1, run.best_epoch, waited = f1, epoch, 0
-                best_params = {name: p.copy() for name, p in model.params.items()}
-                model.save(run.output, {"best_epoch": epoch, "dev": dev})
-                continue
-            waited += 1
-            if config.train.patience and waited >= config.train.patience:
-                logger.line(f"no better dev F1 for {waited} epochs: stopping")
-                break
-    except KeyboardInterrupt:
-        run.interrupted = True
-        logger.line("interrupted: keeping the best model so far")
-    for name, best in (best_params or {}).items():
-        model.params[name][...] = best
+
+    def checkpoint() -> None:
+        save_checkpoint(Path(config.output), config, model.params, optimizer, rng, progress)
+
+    while progress.epoch <= config.train.epochs:
+        optimizer.lr = lr_at(config.train, progress.epoch - 1)
+        epoch_start = time.perf_counter()
+        windows_left = len(data.windows) - progress.cursor
+        loss = train_epoch(model, optimizer, data, rng, progress, checkpoint)
+        tokens_per_s = windows_left / (time.perf_counter() - epoch_start)
+        dev = evaluate(model, data.dev) if data.dev else None
+        logger.line(_epoch_line(progress.epoch, config, loss, dev, tokens_per_s))
+        record = _epoch_record(progress.epoch, loss, optimizer.lr, tokens_per_s, dev)
+        logger.record(record)
+        progress.history.append(record)
+        f1 = dev["entity"]["micro"]["f1"] if dev else float(progress.epoch)  # no dev: last wins
+        if f1 > progress.best_f1:
+            progress.best_f1, progress.best_epoch, progress.waited = f1, progress.epoch, 0
+            model.save(config.output, {"best_epoch": progress.epoch, "dev": dev})
+        else:
+            progress.waited += 1
+        progress.epoch += 1
+        progress.cursor, progress.loss_sum, progress.batches, progress.order = 0, 0.0, 0, None
+        checkpoint()
+        if config.train.patience and progress.waited >= config.train.patience:
+            logger.line(f"no better dev F1 for {progress.waited} epochs: stopping")
+            break
 
 
-def _epoch_record(epoch, loss, lr, tokens_per_s, dev, started) -> dict:
+def _epoch_record(epoch, loss, lr, tokens_per_s, dev) -> dict:
     record = {"epoch": epoch, "loss": loss, "lr": lr, "tokens_per_s": tokens_per_s}
-    record["elapsed_s"] = time.perf_counter() - started
     if dev:
         record["dev_f1"] = dev["entity"]["micro"]["f1"]
         record["dev_binary_f1"] = dev["binary"]["f1"]

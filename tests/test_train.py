@@ -45,7 +45,7 @@ def test_run_directory_has_model_metrics_and_log(sample_run):
 
 
 def test_best_epoch_is_the_best_dev_f1(sample_run):
-    f1s = [epoch["dev"]["entity"]["micro"]["f1"] for epoch in sample_run.history]
+    f1s = [epoch["dev_f1"] for epoch in sample_run.history]
     assert sample_run.best_epoch == 1 + int(np.argmax(f1s))
     assert sample_run.scores["dev"]["entity"]["micro"]["f1"] == pytest.approx(max(f1s))
 
