@@ -9,6 +9,7 @@ Spans are half-open ``(type, start, end)``: token indexes ``start`` up to
 but not including ``end``.
 """
 
+import functools
 import re
 from collections.abc import Sequence
 
@@ -71,6 +72,13 @@ def allowed_transitions(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return ~is_inside, trans_allowed
 
 
+@functools.lru_cache(maxsize=8)
+def _constraints(labels: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(start_allowed (C,), trans_penalty (C, C): 0 where allowed, -inf where not), cached."""
+    start_allowed, trans_allowed = allowed_transitions(labels)
+    return start_allowed, np.where(trans_allowed, 0.0, -np.inf)
+
+
 def viterbi_decode(p_tag: np.ndarray, labels: Sequence[str]) -> list[str]:
     """The valid IOB2 sequence with the highest sum of log p_tag.
 
@@ -83,8 +91,7 @@ def viterbi_decode(p_tag: np.ndarray, labels: Sequence[str]) -> list[str]:
     if num_tokens == 0:
         return []
     log_p = np.log(np.clip(p_tag, PROB_FLOOR, None))  # (T, C)
-    start_allowed, trans_allowed = allowed_transitions(labels)
-    trans_penalty = np.where(trans_allowed, 0.0, -np.inf)  # (C, C) [previous, next]
+    start_allowed, trans_penalty = _constraints(tuple(labels))
     best_score = np.where(start_allowed, log_p[0], -np.inf)  # (C,) best path ending in each label
     back_pointers = np.zeros((num_tokens, len(labels)), dtype=np.int64)  # (T, C)
     for t in range(1, num_tokens):
