@@ -13,13 +13,21 @@ import sys
 import click
 
 from nerwin import __version__
+from nerwin.analysis import format_explanation
 from nerwin.config import Config, check_encoding, load_config
+from nerwin.data import validate as validation
 from nerwin.data.conll import iter_lines, iter_token_sentences, read_conll
 from nerwin.errors import NerwinError
-from nerwin.metrics import format_report
+from nerwin.metrics import format_conlleval, format_report
 from nerwin.model import WindowTagger, gradcheck_small_model
 from nerwin.nn.gradcheck import TOLERANCE
-from nerwin.predict import FORMATS, evaluate, tag_stream, tag_text_lines
+from nerwin.predict import (
+    FORMATS,
+    explain_model,
+    tag_stream,
+    tag_text_lines,
+    write_prediction_file,
+)
 from nerwin.train import resume as resume_training
 from nerwin.train import train as train_model
 
@@ -81,10 +89,24 @@ def train(config_path, overrides, output, resume_dir):
 @main.command(name="eval")
 @model_option
 @click.argument("file", type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "conlleval", "json"]),
+    default="table",
+    show_default=True,
+    help="table: every view of the errors; conlleval: conlleval.pl's report; json: all numbers.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("--errors", "worst", type=int, default=0, help="List the K worst FPs and FNs.")
+@click.option(
+    "--write-predictions",
+    type=click.Path(),
+    help="Write token, gold and predicted tag per line, as conlleval.pl reads them.",
+)
 @user_errors
-def eval_command(model_dir, file, as_json):
-    """Score a model on a CoNLL FILE: entities per type, binary detection, confusions."""
+def eval_command(model_dir, file, output_format, as_json, worst, write_predictions):
+    """Score a model on a CoNLL FILE: entities per type, binary detection, errors, calibration."""
     model = WindowTagger.load(model_dir)
     data = model.config.data
     sentences = read_conll(
@@ -94,8 +116,15 @@ def eval_command(model_dir, file, as_json):
         scheme=data.scheme,
         encoding=data.encoding,
     )
-    scores = evaluate(model, sentences)
-    click.echo(json.dumps(scores, indent=1) if as_json else format_report(scores))
+    result, pred = explain_model(model, sentences, errors=worst)
+    if write_predictions:
+        write_prediction_file(write_predictions, sentences, pred)
+    if as_json or output_format == "json":
+        click.echo(json.dumps(result, indent=1))
+    elif output_format == "conlleval":
+        click.echo(format_conlleval(result["conlleval"]), nl=False)
+    else:
+        click.echo(format_explanation(result))
 
 
 @main.command()
@@ -126,6 +155,71 @@ def predict(model_dir, file, input_format, output_format, encoding):
     write = FORMATS[output_format]
     for item in tagged:
         sys.stdout.write(write(item, model.labels))
+
+
+@main.group()
+def data():
+    """Check and describe CoNLL files."""
+
+
+def data_options(command):
+    """The reading options and FILE arguments that ``data validate`` and ``data stats`` share."""
+    for option in reversed(
+        [
+            click.argument("files", nargs=-1, required=True, type=click.Path()),
+            click.option("--json", "as_json", is_flag=True, help="Print JSON."),
+            click.option("--encoding", default="auto", show_default=True),
+            click.option(
+                "--scheme",
+                type=click.Choice(["auto", "IOB1", "IOB2", "BIOES"]),
+                default="auto",
+                show_default=True,
+            ),
+            click.option("--token-column", type=int, default=0, show_default=True),
+            click.option("--tag-column", type=int, default=-1, show_default=True),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+@data.command(name="validate")
+@data_options
+@click.option("--max-sentence-tokens", type=int, default=250, show_default=True)
+@user_errors
+def data_validate(files, as_json, max_sentence_tokens, **reading):
+    """Check FILES (training data first, then dev/test) and list every problem.
+
+    Exit code 0 when clean, 1 with warnings, 2 with errors.
+    """
+    report = validation.validate(files, max_sentence_tokens=max_sentence_tokens, **reading)
+    click.echo(
+        json.dumps(report.to_dict(), indent=1) if as_json else validation.format_report(report)
+    )
+    sys.exit(report.exit_code)
+
+
+@data.command(name="stats")
+@data_options
+@click.option(
+    "--vocab-from", type=click.Path(), help="A CoNLL file whose words are the vocabulary."
+)
+@click.option("--vectors", help="Vectors whose words are the vocabulary (glove-6b-50d or a file).")
+@user_errors
+def data_stats(files, as_json, vocab_from, vectors, **reading):
+    """Sentences, tokens, entities per type and OOV rates of FILES."""
+    vocabulary = None
+    if vocab_from:
+        vocabulary = validation.vocabulary_from(
+            vocab_from,
+            kind="conll",
+            token_column=reading["token_column"],
+            encoding=reading["encoding"],
+        )
+    if vectors:
+        vocabulary = (vocabulary or set()) | validation.vocabulary_from(vectors, kind="vectors")
+    counts = validation.stats(files, vocabulary=vocabulary, **reading)
+    click.echo(json.dumps(counts, indent=1) if as_json else validation.format_stats(counts))
 
 
 @main.command()

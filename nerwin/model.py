@@ -28,6 +28,7 @@ from nerwin.data.features import FEATURES, Windows, encode_windows
 from nerwin.data.vocab import Vocab
 from nerwin.errors import ConfigError, ModelError
 from nerwin.nn import gates
+from nerwin.nn.gates import log_softmax
 from nerwin.nn.gradcheck import Check, check_arrays
 from nerwin.nn.graph import Graph, Node
 
@@ -96,6 +97,7 @@ class WindowTagger:
         self.labels = labels
         self.params = params
         self.metrics: dict = {}
+        self.temperature = 1.0  # of the tag head's softmax, fitted on dev after training
         self.dropouts = [
             gates.Dropout(config.model.dropout, rng or np.random.default_rng(config.train.seed))
             for _ in range(2)
@@ -172,12 +174,36 @@ class WindowTagger:
 
     # -- inference ----------------------------------------------------------
 
-    def probabilities(self, feeds: dict) -> tuple[np.ndarray, np.ndarray]:
-        """(p_ent: shape (B,), p_tag: shape (B, C)) for windows fed as ids, dropout off."""
+    def probabilities(
+        self, feeds: dict, temperature: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(p_ent: shape (B,), p_tag: shape (B, C)) for windows fed as ids, dropout off.
+
+        p_tag is softmax(o / T) with the model's fitted temperature T, or ``temperature``.
+        """
+        h = self.hidden(feeds)
+        T = self.temperature if temperature is None else temperature
+        return self.gate("binary").predict(h), self.gate("tag").predict(h, T)
+
+    def tag_scores(self, feeds: dict) -> np.ndarray:
+        """o: shape (B, C), the tag head's scores before the softmax."""
+        return self.gate("tag").scores(self.hidden(feeds))
+
+    def hidden(self, feeds: dict) -> np.ndarray:
+        """h: shape (B, H) for windows fed as ids, dropout off."""
         self.train_mode(False)
-        h = self.graph.forward(feeds, until="h_dropped")["h_dropped"]
-        nodes = {node.name: node.gate for node in self.graph.nodes}
-        return nodes["binary"].predict(h), nodes["tag"].predict(h)
+        return self.graph.forward(feeds, until="h_dropped")["h_dropped"]
+
+    def gate(self, name: str) -> gates.Gate:
+        return next(node.gate for node in self.graph.nodes if node.name == name)
+
+    def calibrate(self, feeds: dict, gold: np.ndarray) -> float:
+        """Fit and keep the temperature of the tag head on held-out windows; returns it.
+
+        gold: shape (B,) label index of each window.
+        """
+        self.temperature = fit_temperature(self.tag_scores(feeds).astype(np.float64), gold)
+        return self.temperature
 
     # -- save / load --------------------------------------------------------
 
@@ -190,6 +216,7 @@ class WindowTagger:
             "nerwin_version": __version__,
             "config": self.config.to_dict(),
             "labels": self.labels,
+            "temperature": self.temperature,
             "vocabs": {name: vocab.itos for name, vocab in self.vocabs.items()},
             "metrics": metrics or {},
         }
@@ -222,6 +249,7 @@ class WindowTagger:
                 raise ModelError(f"{weights_path}: '{name}' is missing or has the wrong shape")
         model = cls(config, vocabs, labels, params)
         model.metrics = meta.get("metrics", {})
+        model.temperature = float(meta.get("temperature", 1.0))
         return model
 
 
@@ -243,6 +271,28 @@ def _read_meta(meta_path: Path) -> dict:
         if not isinstance(meta.get(key), kind):
             raise ModelError(f"{meta_path}: '{key}' is missing or malformed")
     return meta
+
+
+def fit_temperature(scores: np.ndarray, gold: np.ndarray) -> float:
+    """The T > 0 that minimises the mean NLL of softmax(scores / T) at the gold labels.
+
+    scores: shape (N, C); gold: shape (N,). The NLL is convex in 1/T, so a
+    golden-section search over log T in [1/20, 20] finds the optimum.
+    """
+    rows = np.arange(len(gold))
+
+    def nll(log_t: float) -> float:
+        return float(-np.mean(log_softmax(scores / np.exp(log_t))[rows, gold]))
+
+    low, high = np.log(0.05), np.log(20.0)
+    ratio = (np.sqrt(5.0) - 1.0) / 2.0
+    for _ in range(60):  # shrinks the interval by 0.618^60, far below float noise
+        left, right = high - ratio * (high - low), low + ratio * (high - low)
+        if nll(left) < nll(right):
+            high = right
+        else:
+            low = left
+    return float(np.exp((low + high) / 2.0))
 
 
 def atomic_write(path: Path, write) -> None:

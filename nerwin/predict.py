@@ -12,14 +12,18 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
+from pathlib import Path
 
 import numpy as np
 
+from nerwin.analysis import explain
 from nerwin.data.conll import Sentence
 from nerwin.data.features import encode_windows
 from nerwin.decode import decode, span_confidence, spans
-from nerwin.metrics import evaluate_tags
+from nerwin.errors import NerwinError
+from nerwin.metrics import conlleval_lines, evaluate_tags
 from nerwin.model import WindowTagger
+from nerwin.nn.gates import softmax
 
 SENTENCES_PER_BATCH = 512
 
@@ -121,6 +125,41 @@ def evaluate(model: WindowTagger, sentences: Sequence[Sentence]) -> dict:
     pred = [t.tags for t in tagged]
     p_ent = np.concatenate([t.p_ent for t in tagged]) if tagged else np.zeros(0)
     return evaluate_tags(gold, pred, p_entity=p_ent)
+
+
+def explain_model(
+    model: WindowTagger, sentences: Sequence[Sentence], errors: int = 0
+) -> tuple[dict, list[list[str]]]:
+    """``analysis.explain`` of ``model`` on gold ``sentences``, and the tags it predicted."""
+    tagged = list(tag_stream(model, (s.tokens for s in sentences)))
+    p_tag = [t.p_tag for t in tagged]
+    # softmax(T log p) undoes softmax(o / T): P(tag) as it was before temperature scaling.
+    unscaled = [softmax(model.temperature * np.log(np.maximum(p, 1e-30))) for p in p_tag]
+    pred = [t.tags for t in tagged]
+    result = explain(
+        [s.tokens for s in sentences],
+        [list(s.tags) for s in sentences],
+        pred,
+        p_tag,
+        [t.p_ent for t in tagged],
+        model.labels,
+        errors=errors,
+        p_tag_unscaled=unscaled if model.temperature != 1.0 else None,
+    )
+    return result, pred
+
+
+def write_prediction_file(path, sentences: Sequence[Sentence], pred: list[list[str]]) -> None:
+    """``token gold predicted`` lines, a blank line after each sentence: conlleval.pl's input."""
+    tokens, gold = [s.tokens for s in sentences], [list(s.tags) for s in sentences]
+    try:
+        text = conlleval_lines(tokens, gold, pred)
+    except ValueError as err:
+        raise NerwinError(f"{path}: cannot write for conlleval: {err}") from None
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise NerwinError(f"{path}: cannot write ({err.strerror})") from None
 
 
 def format_conll(tagged: Tagged, labels: Sequence[str]) -> str:

@@ -246,6 +246,17 @@ def resume(run_dir: str | Path, log: Callable[[str], None] = print) -> Run:
     return _run(model, data, optimizer, rng, progress, log)
 
 
+def calibrate_on(model: WindowTagger, sentences: list[Sentence]) -> float:
+    """Fit the tag head's temperature on the tokens of ``sentences`` whose tag the model knows."""
+    windows = encode_windows(
+        [s.tokens for s in sentences], model.vocabs, model.config.features.window
+    )
+    index = {label: i for i, label in enumerate(model.labels)}
+    gold = np.array([index.get(tag, -1) for s in sentences for tag in s.tags])
+    known = np.flatnonzero(gold >= 0)
+    return model.calibrate(model.feeds(windows, known), gold[known])
+
+
 def _data_files(config: Config) -> list[Path]:
     names = (config.data.train, config.data.dev, config.data.test)
     return [Path(config.data.dir) / name for name in names if name]
@@ -271,6 +282,9 @@ def _run(model, data, optimizer, rng, progress: Progress, log) -> Run:
     if progress.best_epoch:  # the best epoch's weights are the saved model's
         for name, best in WindowTagger.load(run.output).params.items():
             model.params[name][...] = best
+    if data.dev:
+        temperature = calibrate_on(model, data.dev)
+        logger.line(f"tag head temperature fitted on dev: {temperature:.3f}")
     run.scores = _final_scores(model, data.dev, data.test)
     model.save(
         run.output, {"best_epoch": run.best_epoch, "train_seconds": run.seconds, **run.scores}

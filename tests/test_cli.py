@@ -150,7 +150,9 @@ def test_train_log_has_the_lines_printed(trained):
     model_dir, stdout = trained
     log = (model_dir / "train.log").read_text(encoding="utf-8")
     assert log.splitlines() == [
-        line for line in stdout.splitlines() if line.startswith(("training on", "epoch "))
+        line
+        for line in stdout.splitlines()
+        if line.startswith(("training on", "epoch ", "tag head temperature"))
     ]
 
 
@@ -160,8 +162,9 @@ def test_train_log_has_the_lines_printed(trained):
 def test_eval_prints_the_per_type_table(model_dir):
     stdout = assert_ok(run("eval", "--model", model_dir, TEST_FILE))
     lines = stdout.splitlines()
-    assert re.fullmatch(r"type\s+precision\s+recall\s+f1\s+support", lines[0])
-    rows = {line.split("  ")[0].strip(): line.split() for line in lines[1:7]}
+    assert lines[0].startswith("== entities, lenient")
+    assert re.fullmatch(r"type\s+precision\s+recall\s+f1\s+support", lines[1])
+    rows = {line.split("  ")[0].strip(): line.split() for line in lines[2:8]}
     assert list(rows) == [*TYPES, "micro avg", "macro avg"]
     for name in TYPES:
         assert int(rows[name][-1]) == TEST_SUPPORT[name]
@@ -176,13 +179,14 @@ def test_eval_matches_the_test_report_of_train(trained):
     # The saved model is the one train scored, so the report is the same to the digit.
     model_dir, train_stdout = trained
     stdout = assert_ok(run("eval", "--model", model_dir, TEST_FILE))
-    assert f"\n== test ==\n{stdout.rstrip()}" in train_stdout
+    report = stdout.split("\n\n== entities, strict")[0].split("\n", 1)[1]
+    assert f"\n== test ==\n{report.rstrip()}" in train_stdout
 
 
 def test_eval_json(model_dir):
     stdout = assert_ok(run("eval", "--model", model_dir, TEST_FILE, "--json"))
     scores = json.loads(stdout)
-    assert set(scores) == {"entity", "binary", "confusion", "accuracy"}
+    assert {"entity", "binary", "confusion", "accuracy", "conlleval", "calibration"} <= set(scores)
     assert set(scores["entity"]) == {"per_type", "micro", "macro"}
     assert list(scores["entity"]["per_type"]) == TYPES
     for name, support in TEST_SUPPORT.items():
@@ -197,6 +201,35 @@ def test_eval_json(model_dir):
     table = assert_ok(run("eval", "--model", model_dir, TEST_FILE))
     micro = next(line for line in table.splitlines() if line.startswith("micro avg"))
     assert micro.split()[4] == f"{100 * scores['entity']['micro']['f1']:.2f}"
+
+
+def test_eval_conlleval_format_and_prediction_file(model_dir, tmp_path):
+    predictions = tmp_path / "pred.txt"
+    stdout = assert_ok(
+        run("eval", "--model", model_dir, TEST_FILE, "--format", "conlleval",
+            "--write-predictions", predictions)
+    )  # fmt: skip
+    header = re.fullmatch(
+        r"processed 1299 tokens with 164 phrases; found: (\d+) phrases; correct: (\d+)\.",
+        stdout.splitlines()[0],
+    )
+    assert header, stdout
+    assert re.match(r"accuracy: +\d+\.\d\d%; precision: ", stdout.splitlines()[1])
+    lines = predictions.read_text().split("\n\n")[0].splitlines()
+    assert [line.split()[:2] for line in lines] == [
+        [token, tag] for token, tag in zip(*_first_test_sentence(), strict=True)
+    ]
+
+
+def _first_test_sentence():
+    sentence = read_conll(TEST_FILE)[0]
+    return sentence.tokens, sentence.tags
+
+
+def test_eval_errors_lists_worst_errors(model_dir):
+    stdout = assert_ok(run("eval", "--model", model_dir, TEST_FILE, "--errors", "2"))
+    assert "== worst errors ==" in stdout
+    assert "false positives" in stdout and "false negatives" in stdout
 
 
 # -- predict ------------------------------------------------------------------------------
@@ -568,3 +601,21 @@ def test_help(command, usage):
     if not command:
         for name in ("train", "eval", "predict", "gradcheck"):
             assert re.search(rf"^  {name}\s", stdout, re.M), name
+
+
+def test_data_validate_and_stats_on_the_sample():
+    files = [str(REPO / "data" / "sample" / f"{split}.conll") for split in ("train", "dev", "test")]
+    result = run("data", "validate", *files)
+    assert result.exit_code == 0, result.output
+    assert "3 files checked: 0 errors, 0 warnings" in result.output
+    result = run("data", "stats", "--json", *files)
+    assert result.exit_code == 0
+    assert json.loads(result.output)[files[0]]["sentences"] == 325
+
+
+def test_data_validate_exit_code_2_on_errors(tmp_path):
+    bad = tmp_path / "bad.conll"
+    bad.write_text("Peter B-PER\nBlackburn X-PER\n")
+    result = run("data", "validate", str(bad))
+    assert result.exit_code == 2
+    assert f"{bad}:2:" in result.output

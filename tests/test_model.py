@@ -118,3 +118,25 @@ def test_weights_are_not_pickled(tmp_path):
     model.save(tmp_path)
     with np.load(tmp_path / "weights.npz", allow_pickle=False) as weights:
         assert set(weights.files) == set(model.params)
+
+
+def test_fit_temperature_recovers_the_temperature_that_made_the_labels():
+    from nerwin.model import fit_temperature
+    from nerwin.nn.gates import softmax
+
+    rng = np.random.default_rng(0)
+    scores = 3.0 * rng.standard_normal((20000, 5))
+    p_true = softmax(scores / 2.5)
+    gold = (rng.random((20000, 1)) > p_true.cumsum(axis=1)).sum(axis=1)  # sampled labels
+    assert fit_temperature(scores, gold) == pytest.approx(2.5, rel=0.05)
+
+
+def test_temperature_scales_p_tag_and_survives_save_load(tmp_path):
+    model, feeds = make_model(small_config())
+    _, p_one = model.probabilities(feeds)
+    model.temperature = 2.0
+    _, p_two = model.probabilities(feeds)
+    np.testing.assert_array_equal(p_one.argmax(axis=1), p_two.argmax(axis=1))
+    assert p_two.max() < p_one.max()
+    model.save(tmp_path)
+    assert WindowTagger.load(tmp_path).temperature == 2.0

@@ -252,9 +252,13 @@ class SoftmaxHead(Gate):
     def __init__(self, V: np.ndarray, e: np.ndarray):
         super().__init__(V=V, e=e)
 
-    def predict(self, h: np.ndarray) -> np.ndarray:
-        """h: shape (B, H) -> p_tag: shape (B, C)."""
-        return softmax(h @ self.params["V"].T + self.params["e"])
+    def scores(self, h: np.ndarray) -> np.ndarray:
+        """h: shape (B, H) -> o: shape (B, C), the scores before the softmax."""
+        return h @ self.params["V"].T + self.params["e"]
+
+    def predict(self, h: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+        """h: shape (B, H) -> p_tag = softmax(o / temperature): shape (B, C)."""
+        return softmax(self.scores(h) / temperature)
 
     def forward(self, h: np.ndarray, y_tag: np.ndarray) -> float:
         """h: shape (B, H), y_tag: shape (B,) tag indexes -> the mean loss over the batch."""
