@@ -141,8 +141,14 @@ def eval_command(model_dir, file, output_format, as_json, worst, write_predictio
     "--output-format", type=click.Choice(sorted(FORMATS)), default="conll", show_default=True
 )
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of FILE.")
+@click.option(
+    "--min-confidence",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    help="Drop entity spans whose confidence is below this.",
+)
 @user_errors
-def predict(model_dir, file, input_format, output_format, encoding):
+def predict(model_dir, file, input_format, output_format, encoding, min_confidence):
     """Tag FILE (or - for stdin) and write the tags to stdout as they are found."""
     check_encoding(encoding)
     model = WindowTagger.load(model_dir)
@@ -154,6 +160,8 @@ def predict(model_dir, file, input_format, output_format, encoding):
         tagged = tag_text_lines(model, (text for _, text in iter_lines(file, encoding)))
     write = FORMATS[output_format]
     for item in tagged:
+        if min_confidence:
+            item.drop_unsure(model.labels, min_confidence)
         sys.stdout.write(write(item, model.labels))
 
 

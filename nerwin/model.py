@@ -25,6 +25,7 @@ import numpy as np
 from nerwin import __version__
 from nerwin.config import Config, config_from_dict
 from nerwin.data.features import FEATURES, Windows, encode_windows
+from nerwin.data.tokenize import DEFAULT_PATTERN
 from nerwin.data.vocab import Vocab
 from nerwin.errors import ConfigError, ModelError
 from nerwin.nn import gates
@@ -98,6 +99,7 @@ class WindowTagger:
         self.params = params
         self.metrics: dict = {}
         self.temperature = 1.0  # of the tag head's softmax, fitted on dev after training
+        self.tokenizer = DEFAULT_PATTERN  # splits raw text at prediction time
         self.dropouts = [
             gates.Dropout(config.model.dropout, rng or np.random.default_rng(config.train.seed))
             for _ in range(2)
@@ -217,6 +219,7 @@ class WindowTagger:
             "config": self.config.to_dict(),
             "labels": self.labels,
             "temperature": self.temperature,
+            "tokenizer": self.tokenizer,
             "vocabs": {name: vocab.itos for name, vocab in self.vocabs.items()},
             "metrics": metrics or {},
         }
@@ -250,6 +253,7 @@ class WindowTagger:
         model = cls(config, vocabs, labels, params)
         model.metrics = meta.get("metrics", {})
         model.temperature = float(meta.get("temperature", 1.0))
+        model.tokenizer = str(meta.get("tokenizer", DEFAULT_PATTERN))
         return model
 
 

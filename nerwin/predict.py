@@ -8,7 +8,6 @@ time, so memory does not grow with the input. Spans are half-open,
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -19,6 +18,7 @@ import numpy as np
 from nerwin.analysis import explain
 from nerwin.data.conll import Sentence
 from nerwin.data.features import encode_windows
+from nerwin.data.tokenize import tokenize
 from nerwin.decode import decode, span_confidence, spans
 from nerwin.errors import NerwinError
 from nerwin.metrics import conlleval_lines, evaluate_tags
@@ -26,21 +26,6 @@ from nerwin.model import WindowTagger
 from nerwin.nn.gates import softmax
 
 SENTENCES_PER_BATCH = 512
-
-# Abbreviations (U.S.), the clitic 's, words and numbers with inner - . , / :
-# or an apostrophe not starting 's (1996-08-22, 3.5, well-known, O'Neill),
-# then any other single character.
-_TOKEN = re.compile(r"(?:[^\W\d_]\.){2,}|'s\b|\w+(?:[-.,/:]\w+|'(?!s\b)\w+)*|\S")
-
-
-def tokenize(text: str) -> tuple[list[str], list[tuple[int, int]]]:
-    """Split a line into tokens and their character offsets, ``text[start:end] == token``.
-
-    >>> tokenize("Peter Blackburn's visit to the U.S., 1996-08-22.")[0]
-    ['Peter', 'Blackburn', "'s", 'visit', 'to', 'the', 'U.S.', ',', '1996-08-22', '.']
-    """
-    matches = list(_TOKEN.finditer(text))
-    return [m.group() for m in matches], [m.span() for m in matches]
 
 
 @dataclass
@@ -64,6 +49,12 @@ class Tagged:
         """P of each decoded tag, shape (T,)."""
         index = {label: i for i, label in enumerate(labels)}
         return self.p_tag[np.arange(len(self.tags)), [index[t] for t in self.tags]]
+
+    def drop_unsure(self, labels: Sequence[str], min_confidence: float) -> None:
+        """Tag O every span whose confidence is below ``min_confidence``."""
+        for entity_type, start, end in spans(self.tags):
+            if span_confidence(self.p_tag, labels, (entity_type, start, end)) < min_confidence:
+                self.tags[start:end] = ["O"] * (end - start)
 
     def entities(self, labels: Sequence[str]) -> list[dict]:
         """The decoded spans with type, token range, confidence and, for text, offsets."""
@@ -110,7 +101,7 @@ def tag_text_lines(model: WindowTagger, lines: Iterable[str]) -> Iterator[Tagged
     """Raw text, one sentence per line (blank lines skipped) -> tagged sentences with offsets."""
     texts = (line.rstrip("\r\n") for line in lines if line.strip())
     while chunk := list(islice(texts, SENTENCES_PER_BATCH)):
-        split = [tokenize(text) for text in chunk]
+        split = [tokenize(text, model.tokenizer) for text in chunk]
         for text, (_, offsets), tagged in zip(
             chunk, split, tag_batch(model, [tokens for tokens, _ in split]), strict=True
         ):
@@ -188,4 +179,25 @@ def format_jsonl(tagged: Tagged, labels: Sequence[str]) -> str:
     return json.dumps(record, ensure_ascii=False) + "\n"
 
 
-FORMATS = {"conll": format_conll, "jsonl": format_jsonl}
+def format_inline(tagged: Tagged, labels: Sequence[str]) -> str:
+    """The sentence with its entities bracketed: ``[PER Peter Blackburn] went to [LOC Paris]``.
+
+    Text input keeps its own spacing; token input is joined with spaces.
+    """
+    if tagged.text is None:
+        offsets, starts = [], 0
+        for token in tagged.tokens:
+            offsets.append((starts, starts + len(token)))
+            starts += len(token) + 1
+        text = " ".join(tagged.tokens)
+    else:
+        text, offsets = tagged.text, tagged.offsets
+    pieces, done = [], 0
+    for entity_type, start, end in spans(tagged.tags):
+        begin, finish = offsets[start][0], offsets[end - 1][1]
+        pieces += [text[done:begin], f"[{entity_type} {text[begin:finish]}]"]
+        done = finish
+    return "".join(pieces) + text[done:] + "\n"
+
+
+FORMATS = {"conll": format_conll, "jsonl": format_jsonl, "inline": format_inline}
