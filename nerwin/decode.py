@@ -114,6 +114,58 @@ def decode(p_tag: np.ndarray, labels: Sequence[str], method: str = "viterbi") ->
     return _DECODERS[method](p_tag, labels)
 
 
+def viterbi_decode_batch(
+    p_tag: np.ndarray, bounds: np.ndarray, labels: Sequence[str]
+) -> list[list[str]]:
+    """``viterbi_decode`` of many sentences at once, the same tags to the last tie.
+
+    p_tag: shape (N, C), the sentences one after another; bounds: shape
+    (S + 1,), sentence i is rows [bounds[i], bounds[i + 1]). Sentences are
+    sorted longest first and advanced together, one numpy step per
+    position: at position t only the first ``running[t]`` rows, the
+    sentences longer than t, are touched, so the work is that of N tokens.
+    """
+    _check_shape(p_tag, labels)
+    lengths = np.diff(bounds)  # (S,)
+    num_sentences, longest = len(lengths), int(lengths.max(initial=0))
+    if longest == 0:
+        return [[] for _ in range(num_sentences)]
+    order = np.argsort(-lengths, kind="stable")  # rank -> sentence, longest first
+    rank = np.empty(num_sentences, dtype=np.int64)
+    rank[order] = np.arange(num_sentences)
+    running = num_sentences - np.cumsum(np.bincount(lengths, minlength=longest))  # (T,)
+    position = np.arange(len(p_tag)) - np.repeat(bounds[:-1], lengths)  # (N,)
+    log_p = np.zeros((num_sentences, longest, len(labels)))  # (S, T, C), ranked rows
+    log_p[np.repeat(rank, lengths), position] = np.log(np.clip(p_tag, PROB_FLOOR, None))
+    start_allowed, trans_penalty = _constraints(tuple(labels))
+    score = np.where(start_allowed, log_p[:, 0], -np.inf)  # (S, C)
+    back_pointers = np.zeros((num_sentences, longest, len(labels)), dtype=np.int64)
+    for t in range(1, longest):
+        k = running[t]
+        candidates = score[:k, :, None] + trans_penalty  # (k, C, C) [sentence, previous, next]
+        back_pointers[:k, t] = np.argmax(candidates, axis=1)
+        score[:k] = candidates.max(axis=1) + log_p[:k, t]
+    best = np.zeros((num_sentences, longest), dtype=np.int64)  # (S, T)
+    current = np.argmax(score, axis=1)  # (S,) the last tag of each sentence
+    best[:, -1] = current
+    for t in range(longest - 2, -1, -1):
+        k = running[t + 1]  # the sentences that go on after t: step back from t + 1
+        current[:k] = back_pointers[np.arange(k), t + 1, current[:k]]
+        best[:, t] = current
+    return [[labels[i] for i in best[rank[s], :n]] for s, n in enumerate(lengths.tolist())]
+
+
+def decode_batch(
+    p_tag: np.ndarray, bounds: np.ndarray, labels: Sequence[str], method: str = "viterbi"
+) -> list[list[str]]:
+    """``decode`` of each sentence: p_tag (N, C), sentence i at rows bounds[i]:bounds[i + 1]."""
+    if method == "viterbi":
+        return viterbi_decode_batch(p_tag, bounds, labels)
+    return [
+        decode(p_tag[a:b], labels, method) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+
+
 def spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
     """IOB2 tags -> entity spans ``(type, start, end)``, end exclusive.
 

@@ -154,11 +154,11 @@ class WindowTagger:
         """J for one batch (mean over its windows), leaving the caches for ``gradients``."""
         self.train_mode(True)
         values = self.graph.forward(feeds)
-        penalty = sum(float(np.sum(self.params[name] ** 2)) for name in REGULARISED)
-        weight = self.config.model.binary_weight
-        return (
-            weight * values["loss_ent"] + values["loss_tag"] + 0.5 * self.config.model.l2 * penalty
-        )
+        loss = self.config.model.binary_weight * values["loss_ent"] + values["loss_tag"]
+        l2 = self.config.model.l2
+        if l2:  # skipped at 0: summing W's squares every batch costs as much as a small GEMM
+            loss += 0.5 * l2 * sum(float(np.sum(self.params[name] ** 2)) for name in REGULARISED)
+        return loss
 
     def gradients(self) -> dict[str, np.ndarray | gates.RowGrad]:
         """dJ/dparam for the batch of the last ``loss`` call; embedding tables as ``RowGrad``."""
@@ -166,8 +166,9 @@ class WindowTagger:
             {"loss_ent": self.config.model.binary_weight, "loss_tag": 1.0}
         )
         grads = {name: gate.grads[param] for name, gate, param in self.graph.parameters()}
-        for name in REGULARISED:
-            grads[name] = grads[name] + self.config.model.l2 * self.params[name]
+        if self.config.model.l2:
+            for name in REGULARISED:
+                grads[name] = grads[name] + self.config.model.l2 * self.params[name]
         return grads
 
     def train_mode(self, training: bool) -> None:

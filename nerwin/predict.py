@@ -19,7 +19,7 @@ from nerwin.analysis import explain
 from nerwin.data.conll import Sentence
 from nerwin.data.features import encode_windows
 from nerwin.data.tokenize import tokenize
-from nerwin.decode import decode, span_confidence, spans
+from nerwin.decode import decode_batch, span_confidence, spans
 from nerwin.errors import NerwinError
 from nerwin.metrics import conlleval_lines, evaluate_tags
 from nerwin.model import WindowTagger
@@ -76,16 +76,17 @@ class Tagged:
 
 
 def tag_batch(model: WindowTagger, token_lists: Sequence[Sequence[str]]) -> list[Tagged]:
-    """Tag sentences all at once: one forward pass over all their windows."""
+    """Tag sentences all at once: one forward pass over all their windows, one decode."""
     windows = encode_windows(token_lists, model.vocabs, model.config.features.window)
     p_ent, p_tag = model.probabilities(model.feeds(windows, np.arange(len(windows))))
     bounds = windows.sentence_starts
-    tagged = []
-    for i, tokens in enumerate(token_lists):
-        rows = slice(bounds[i], bounds[i + 1])
-        tags = decode(p_tag[rows], model.labels, model.config.model.decode)
-        tagged.append(Tagged(tokens, tags, p_tag[rows], p_ent[rows]))
-    return tagged
+    tags = decode_batch(p_tag, bounds, model.labels, model.config.model.decode)
+    return [
+        Tagged(tokens, sentence_tags, p_tag[a:b], p_ent[a:b])
+        for tokens, sentence_tags, a, b in zip(
+            token_lists, tags, bounds[:-1], bounds[1:], strict=True
+        )
+    ]
 
 
 def tag_stream(

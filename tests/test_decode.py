@@ -212,3 +212,16 @@ def test_span_confidence(span, expected):
     confidence = span_confidence(CONFIDENCE_P_TAG, CONFIDENCE_LABELS, span)
     assert isinstance(confidence, float)
     assert confidence == pytest.approx(expected)
+
+
+def test_batched_viterbi_equals_viterbi_sentence_by_sentence():
+    from nerwin.decode import viterbi_decode_batch
+
+    rng = np.random.default_rng(7)
+    labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    lengths = [0, 1, 7, 3, 12, 0, 5]
+    p_tag = rng.dirichlet(np.full(len(labels), 0.3), size=sum(lengths))
+    p_tag[:4] = 0.2  # exact ties: both must break them the same way
+    bounds = np.r_[0, np.cumsum(lengths)]
+    expected = [viterbi_decode(p_tag[a:b], labels) for a, b in zip(bounds[:-1], bounds[1:])]
+    assert viterbi_decode_batch(p_tag, bounds, labels) == expected

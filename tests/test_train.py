@@ -101,3 +101,16 @@ def test_labels_and_schedule():
     assert build_labels(sentences) == ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
     config = load_config(None, ("train.lr=0.1", "train.lr_decay=1.0"))
     assert [lr_at(config.train, e) for e in range(3)] == pytest.approx([0.1, 0.05, 0.1 / 3])
+
+
+def test_labels_only_in_dev_and_test_are_scored_as_errors_not_crashes(tmp_path):
+    (tmp_path / "train.conll").write_text("Peter B-PER\nwalks O\n\nAnna B-PER\nsings O\n")
+    held_out = "The O\nOlympics B-EVENT\nstart O\n\nPeter B-PER\nwalks O\n"
+    (tmp_path / "dev.conll").write_text(held_out)
+    (tmp_path / "test.conll").write_text(held_out)
+    overrides = (f"data.dir={tmp_path}", f"output={tmp_path / 'run'}", "train.epochs=2")
+    run = train(load_config(None, overrides), log=lambda line: None)
+    assert "B-EVENT" not in run.model.labels
+    event = run.scores["test"]["entity"]["per_type"]["EVENT"]
+    assert event["support"] == 1 and event["recall"] == 0.0
+    assert "EVENT" in run.scores["test"]["confusion"]["labels"]
