@@ -223,5 +223,6 @@ def test_batched_viterbi_equals_viterbi_sentence_by_sentence():
     p_tag = rng.dirichlet(np.full(len(labels), 0.3), size=sum(lengths))
     p_tag[:4] = 0.2  # exact ties: both must break them the same way
     bounds = np.r_[0, np.cumsum(lengths)]
-    expected = [viterbi_decode(p_tag[a:b], labels) for a, b in zip(bounds[:-1], bounds[1:])]
+    pairs = zip(bounds[:-1], bounds[1:], strict=True)
+    expected = [viterbi_decode(p_tag[a:b], labels) for a, b in pairs]
     assert viterbi_decode_batch(p_tag, bounds, labels) == expected
