@@ -14,8 +14,6 @@ from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
-from seqeval.metrics import classification_report
-from seqeval.scheme import IOB2, Entities
 
 from nerwin.decode import spans
 
@@ -66,6 +64,8 @@ def _no_entity_scores() -> dict:
 
 def _seqeval_scores(gold: Tags, pred: Tags, **mode) -> dict:
     """seqeval's classification report as {"per_type", "micro", "macro"}; ``mode`` goes to it."""
+    from seqeval.metrics import classification_report  # imports sklearn: only when scoring
+
     report = classification_report(
         [list(s) for s in gold], [list(s) for s in pred], output_dict=True, zero_division=0, **mode
     )
@@ -97,6 +97,8 @@ def strict_spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
     >>> strict_spans(["B-PER", "I-PER", "O", "I-LOC", "B-LOC", "I-ORG"])
     [('PER', 0, 2), ('LOC', 4, 5)]
     """
+    from seqeval.scheme import IOB2, Entities
+
     (found,) = Entities([list(tags)], IOB2).entities
     return [(entity.tag, entity.start, entity.end) for entity in found]
 
@@ -110,6 +112,8 @@ def strict_scores(gold: Tags, pred: Tags) -> dict:
     """
     if not any(strict_spans(sentence) for sentence in [*gold, *pred]):
         return _no_entity_scores()
+    from seqeval.scheme import IOB2
+
     return _seqeval_scores(gold, pred, mode="strict", scheme=IOB2)
 
 

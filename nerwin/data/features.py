@@ -100,12 +100,21 @@ class Windows:
         return int(self.sentence_starts[-1])
 
 
-def encode_windows(sentences: Sequence[Sequence[str]], vocabs: dict[str, Vocab], k: int) -> Windows:
-    """Token lists -> ``Windows`` for every feature that has a vocabulary."""
+def encode_windows(
+    sentences: Sequence[Sequence[str]], vocabs: dict[str, Vocab], k: int
+) -> Windows:
+    """Token lists -> ``Windows`` for every feature that has a vocabulary.
+
+    Each feature is computed once per distinct token string and then
+    gathered, so a corpus costs one dict lookup per token, not one per
+    token per feature.
+    """
     lengths = np.array([len(tokens) for tokens in sentences], dtype=np.int64)
     tokens = [token for sentence in sentences for token in sentence]
+    distinct = {token: i for i, token in enumerate(dict.fromkeys(tokens))}
+    token_index = np.fromiter(map(distinct.__getitem__, tokens), dtype=np.int64, count=len(tokens))
     ids = {
-        name: window_ids(vocab.encode(map(FEATURES[name], tokens)), lengths, k)
+        name: window_ids(vocab.encode(map(FEATURES[name], distinct))[token_index], lengths, k)
         for name, vocab in vocabs.items()
     }
     return Windows(ids, np.r_[0, np.cumsum(lengths)])
