@@ -100,9 +100,7 @@ class Windows:
         return int(self.sentence_starts[-1])
 
 
-def encode_windows(
-    sentences: Sequence[Sequence[str]], vocabs: dict[str, Vocab], k: int
-) -> Windows:
+def encode_windows(sentences: Sequence[Sequence[str]], vocabs: dict[str, Vocab], k: int) -> Windows:
     """Token lists -> ``Windows`` for every feature that has a vocabulary.
 
     Each feature is computed once per distinct token string and then
