@@ -6,7 +6,7 @@ CONFIG ?= configs/sample.yaml
 MODEL ?= runs/sample
 CONLL ?= ../shared/data/conll2003
 
-.PHONY: install train test test-slow lint format gradcheck eval predict train-conll bench-accuracy clean
+.PHONY: install train test test-slow lint format gradcheck eval predict train-conll bench-accuracy bench clean
 
 $(BIN)/nerwin: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ predict: install
 
 train-conll: install
 	$(BIN)/nerwin train --config configs/conll2003.yaml --set data.dir=$(CONLL)
+
+bench: install
+	$(BIN)/python -m pip install --quiet -e '.[dev,glove,bench]'
+	$(BIN)/python bench/speed.py --data $(CONLL)
 
 bench-accuracy: install
 	$(BIN)/python bench/accuracy.py --data $(CONLL)
