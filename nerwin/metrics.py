@@ -80,15 +80,41 @@ def _seqeval_scores(gold: Tags, pred: Tags, **mode) -> dict:
 def entity_scores(gold: Tags, pred: Tags) -> dict:
     """Entity-level precision, recall and F1 per type, micro and macro averaged.
 
-    seqeval in its default mode, which agrees with conlleval (lenient; no
-    ``mode``/``scheme`` passed: seqeval's strict mode needs both, always).
-    Returns {"per_type": {TYPE: scores}, "micro": scores, "macro": scores},
-    scores = {"precision", "recall", "f1": float in [0, 1], "support": int
-    (number of gold spans)}, types sorted. Undefined ratios are 0.0.
+    The numbers of seqeval's default mode, which agrees with conlleval
+    (lenient: a stray I-X opens an entity), counted here from the spans:
+    seqeval's module pulls in scikit-learn and SciPy, about 70 MB that
+    training has no other use for. tests/test_metrics.py checks the two
+    agree. Returns {"per_type": {TYPE: scores}, "micro": scores, "macro":
+    scores}, scores = {"precision", "recall", "f1": float in [0, 1],
+    "support": int (number of gold spans)}, types sorted; the macro average
+    is the unweighted mean of the per-type figures. Undefined ratios are 0.0.
     """
-    if not any(spans(sentence) for sentence in [*gold, *pred]):
+    counts: dict[str, list[int]] = {}  # type -> [true positives, predicted, gold]
+    for gold_tags, pred_tags in zip(gold, pred, strict=True):
+        if len(gold_tags) != len(pred_tags):
+            raise ValueError("a predicted sentence differs in length from its gold sentence")
+        gold_spans, pred_spans = set(spans(gold_tags)), set(spans(pred_tags))
+        for entity_type, *_ in gold_spans | pred_spans:
+            counts.setdefault(entity_type, [0, 0, 0])
+        for span in pred_spans:
+            counts[span[0]][0] += span in gold_spans
+            counts[span[0]][1] += 1
+        for span in gold_spans:
+            counts[span[0]][2] += 1
+    if not counts:
         return _no_entity_scores()
-    return _seqeval_scores(gold, pred)
+    per_type = {t: _span_prf(*counts[t]) for t in sorted(counts)}
+    micro = _span_prf(*(sum(c[i] for c in counts.values()) for i in range(3)))
+    macro = {
+        key: sum(scores[key] for scores in per_type.values()) / len(per_type)
+        for key in ("precision", "recall", "f1")
+    }
+    return {"per_type": per_type, "micro": micro, "macro": macro | {"support": micro["support"]}}
+
+
+def _span_prf(correct: int, predicted: int, gold: int) -> dict:
+    precision, recall = _safe_ratio(correct, predicted), _safe_ratio(correct, gold)
+    return {"precision": precision, "recall": recall, "f1": _f1(precision, recall), "support": gold}
 
 
 def strict_spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:

@@ -62,9 +62,18 @@ def init_params(
         limit = np.sqrt(6.0 / (rows + cols))
         return rng.uniform(-limit, limit, size=(rows, cols)).astype(dtype)
 
+    def uniform_rows(rows: int, cols: int, scale: float, chunk: int = 16384) -> np.ndarray:
+        # Drawn a chunk of rows at a time: the same numbers as one draw, without a
+        # float64 copy of a 400k-row table.
+        table = np.empty((rows, cols), dtype=dtype)
+        for start in range(0, rows, chunk):
+            stop = min(start + chunk, rows)
+            table[start:stop] = rng.uniform(-scale, scale, size=(stop - start, cols))
+        return table
+
     scale = config.features.init_scale
     params = {
-        f"{name}.table": rng.uniform(-scale, scale, size=(len(vocabs[name]), dim)).astype(dtype)
+        f"{name}.table": uniform_rows(len(vocabs[name]), dim, scale)
         for name, dim in feature_dims(config).items()
     }
     width = (2 * config.features.window + 1) * sum(feature_dims(config).values())
@@ -188,9 +197,16 @@ class WindowTagger:
         T = self.temperature if temperature is None else temperature
         return self.gate("binary").predict(h), self.gate("tag").predict(h, T)
 
-    def tag_scores(self, feeds: dict) -> np.ndarray:
-        """o: shape (B, C), the tag head's scores before the softmax."""
-        return self.gate("tag").scores(self.hidden(feeds))
+    def tag_scores(self, feeds: dict, chunk: int = 8192) -> np.ndarray:
+        """o: shape (B, C), the tag head's scores before the softmax, ``chunk`` windows a pass."""
+        tag = self.gate("tag")
+        rows = len(next(iter(feeds.values())))
+        return np.concatenate(
+            [
+                tag.scores(self.hidden({k: v[start : start + chunk] for k, v in feeds.items()}))
+                for start in range(0, rows, chunk)
+            ]
+        )
 
     def hidden(self, feeds: dict) -> np.ndarray:
         """h: shape (B, H) for windows fed as ids, dropout off."""
@@ -209,6 +225,25 @@ class WindowTagger:
         return self.temperature
 
     # -- save / load --------------------------------------------------------
+
+    def load_weights(self, directory: str | Path) -> None:
+        """Overwrite the parameters in place with those of ``directory``'s weights.npz."""
+        path = Path(directory) / "weights.npz"
+        # Read each stored array straight into its parameter's memory: restoring the best
+        # epoch of a 400k-word model then needs no second copy of its table.
+        with zipfile.ZipFile(path) as archive:
+            for name, param in self.params.items():
+                try:
+                    member = archive.open(f"{name}.npy")
+                except KeyError:
+                    raise ModelError(f"{path}: '{name}' is missing") from None
+                with member:
+                    major, _ = np.lib.format.read_magic(member)
+                    read_header = getattr(np.lib.format, f"read_array_header_{major}_0")
+                    shape, fortran_order, dtype = read_header(member)
+                    if shape != param.shape or fortran_order or dtype != param.dtype:
+                        raise ModelError(f"{path}: '{name}' has the wrong shape or type")
+                    _read_into(member, memoryview(param).cast("B"))
 
     def save(self, directory: str | Path, metrics: dict | None = None) -> None:
         """Write ``weights.npz`` and ``model.json`` atomically into ``directory``."""
@@ -247,15 +282,46 @@ class WindowTagger:
                 params = {name: weights[name] for name in weights.files}
         except (OSError, ValueError, zipfile.BadZipFile) as err:
             raise ModelError(f"{weights_path}: unreadable ({err})") from None
-        expected = init_params(config, vocabs, len(labels), np.random.default_rng(0))
-        for name, array in expected.items():
-            if name not in params or params[name].shape != array.shape:
-                raise ModelError(f"{weights_path}: '{name}' is missing or has the wrong shape")
+        found = {name: array.shape for name, array in params.items()}
+        _check_weights(found, param_shapes(config, vocabs, len(labels)), weights_path)
         model = cls(config, vocabs, labels, params)
         model.metrics = meta.get("metrics", {})
         model.temperature = float(meta.get("temperature", 1.0))
         model.tokenizer = str(meta.get("tokenizer", DEFAULT_PATTERN))
         return model
+
+
+def _read_into(stream, buffer: memoryview, block: int = 1 << 20) -> None:
+    """Fill ``buffer`` from ``stream`` a megabyte at a time (a whole read would copy it all)."""
+    done = 0
+    while done < len(buffer):
+        count = stream.readinto(buffer[done : done + block])
+        if not count:
+            raise ModelError(f"{getattr(stream, 'name', 'weights')}: truncated")
+        done += count
+
+
+def param_shapes(config: Config, vocabs: dict[str, Vocab], num_labels: int) -> dict[str, tuple]:
+    """The shape of every parameter ``init_params`` makes, by name."""
+    dims = feature_dims(config)
+    width = (2 * config.features.window + 1) * sum(dims.values())
+    hidden = config.model.hidden
+    shapes = {f"{name}.table": (len(vocabs[name]), dim) for name, dim in dims.items()}
+    return shapes | {
+        "hidden.W": (hidden, width),
+        "hidden.b": (hidden,),
+        "binary.u": (hidden,),
+        "binary.c": (1,),
+        "tag.V": (num_labels, hidden),
+        "tag.e": (num_labels,),
+    }
+
+
+def _check_weights(found: dict[str, tuple], expected: dict[str, tuple], path) -> None:
+    """ModelError unless ``found`` has every name of ``expected``, with the same shape."""
+    for name, shape in expected.items():
+        if found.get(name) != shape:
+            raise ModelError(f"{path}: '{name}' is missing or has the wrong shape")
 
 
 def _read_meta(meta_path: Path) -> dict:

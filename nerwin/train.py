@@ -208,14 +208,12 @@ def prepare(config: Config, rng: np.random.Generator) -> tuple[WindowTagger, Tra
     train_sentences = read_split(config, "train")
     if not train_sentences:
         raise DataError(Path(config.data.dir) / config.data.train, None, "no training sentences")
-    vector_words, vectors = [], None
-    if config.features.vectors:
-        vector_words, vectors = load_vectors(config.features.vectors)
-    vocabs, word_counts = build_vocabs(train_sentences, config, vector_words)
+    vectors = load_vectors(config.features.vectors) if config.features.vectors else None
+    vocabs, word_counts = build_vocabs(train_sentences, config, vectors.words if vectors else [])
     labels = build_labels(train_sentences)
     model = WindowTagger.create(config, vocabs, labels, rng)
     if vectors is not None:
-        copy_vectors(model.params["word.table"], vocabs["word"], vector_words, vectors)
+        copy_vectors(model.params["word.table"], vocabs["word"], vectors)
     windows = encode_windows([s.tokens for s in train_sentences], vocabs, config.features.window)
     label_index = {label: i for i, label in enumerate(labels)}
     tags = np.array([label_index[t] for s in train_sentences for t in s.tags], dtype=np.int64)
@@ -280,8 +278,7 @@ def _run(model, data, optimizer, rng, progress: Progress, log) -> Run:
     run.seconds = time.perf_counter() - started
     run.best_epoch, run.history = progress.best_epoch, progress.history
     if progress.best_epoch:  # the best epoch's weights are the saved model's
-        for name, best in WindowTagger.load(run.output).params.items():
-            model.params[name][...] = best
+        model.load_weights(run.output)
     if data.dev:
         temperature = calibrate_on(model, data.dev)
         logger.line(f"tag head temperature fitted on dev: {temperature:.3f}")

@@ -409,3 +409,24 @@ def test_format_report_without_binary():
 
 def test_doctests_pass():
     assert doctest.testmod(metrics).failed == 0
+
+
+def test_entity_scores_equal_seqeval_default_mode_on_random_tags():
+    """seqeval is the oracle: per type, micro and macro, to the last bit of rounding."""
+    from nerwin.metrics import _seqeval_scores
+
+    rng = np.random.default_rng(11)
+    tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
+    for _ in range(30):
+        lengths = rng.integers(0, 12, size=8)
+        gold = [list(rng.choice(tags, size=n, p=[0.5] + [1 / 12] * 6)) for n in lengths]
+        pred = [list(rng.choice(tags, size=n, p=[0.5] + [1 / 12] * 6)) for n in lengths]
+        if not any(spans(s) for s in gold + pred):
+            continue
+        ours, theirs = entity_scores(gold, pred), _seqeval_scores(gold, pred)
+        assert ours.keys() == theirs.keys()
+        assert ours["per_type"].keys() == theirs["per_type"].keys()
+        for name in ("micro", "macro", *(("per_type", t) for t in ours["per_type"])):
+            a = ours[name[0]][name[1]] if isinstance(name, tuple) else ours[name]
+            b = theirs[name[0]][name[1]] if isinstance(name, tuple) else theirs[name]
+            assert a == pytest.approx(b, abs=1e-12), name

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from nerwin.config import load_config
-from nerwin.data.vectors import PACKAGED, copy_vectors, load_vectors
+from nerwin.data.vectors import PACKAGED, Vectors, copy_vectors, load_vectors
 from nerwin.data.vocab import Vocab
 from nerwin.errors import ConfigError, DataError
 from nerwin.model import WindowTagger
@@ -19,7 +19,8 @@ GLOVE = "the 0.1 0.2 0.3\nParis 1 2 3\n1996 4 5 6\n1997 7 8 9\n"
 def test_glove_text_normalised_first_wins(tmp_path):
     path = tmp_path / "v.txt"
     path.write_text(GLOVE)
-    words, matrix = load_vectors(str(path))
+    vectors = load_vectors(str(path))
+    words, matrix = vectors.words, vectors.of_words()
     assert words == ["the", "paris", "0000"]
     assert matrix.dtype == np.float32
     np.testing.assert_allclose(matrix, [[0.1, 0.2, 0.3], [1, 2, 3], [4, 5, 6]])
@@ -29,8 +30,8 @@ def test_gzip_and_word2vec_header(tmp_path):
     path = tmp_path / "v.txt.gz"
     with gzip.open(path, "wt", encoding="utf-8") as f:
         f.write("4 3\n" + GLOVE)
-    words, matrix = load_vectors(str(path))
-    assert words == ["the", "paris", "0000"] and matrix.shape == (3, 3)
+    vectors = load_vectors(str(path))
+    assert vectors.words == ["the", "paris", "0000"] and vectors.of_words().shape == (3, 3)
 
 
 @pytest.mark.parametrize(
@@ -53,10 +54,11 @@ def test_missing_vectors_file(tmp_path):
 def test_copy_vectors_sets_known_rows_and_checks_dimension():
     vocab = Vocab(["<unk>", "<s>", "</s>", "paris", "the"])
     table = np.zeros((5, 2), dtype=np.float32)
-    copy_vectors(table, vocab, ["the", "rome"], np.array([[1.0, 2.0], [3.0, 4.0]]))
+    matrix = np.array([[9.0, 9.0], [1.0, 2.0], [3.0, 4.0]])
+    copy_vectors(table, vocab, Vectors(["the", "rome"], matrix, np.array([1, 2])))
     assert table.tolist() == [[0, 0], [0, 0], [0, 0], [0, 0], [1, 2]]
     with pytest.raises(ConfigError, match="word_dim is 2, the vectors have 3"):
-        copy_vectors(table, vocab, ["the"], np.ones((1, 3)))
+        copy_vectors(table, vocab, Vectors(["the"], np.ones((1, 3)), np.array([0])))
 
 
 def test_training_with_vectors_keeps_every_vector_word(tmp_path):
@@ -80,12 +82,26 @@ def test_training_with_vectors_keeps_every_vector_word(tmp_path):
 def test_packaged_glove():
     pytest.importorskip(PACKAGED["glove-6b-50d"][0])
     pytest.importorskip("pyarrow")
-    words, matrix = load_vectors("glove-6b-50d")
-    assert matrix.shape == (len(words), 50) and len(words) > 300_000
-    assert words[:3] == ["the", ",", "."]
+    vectors = load_vectors("glove-6b-50d")
+    assert vectors.matrix.shape == (400_000, 50) and len(vectors.words) > 300_000
+    assert len(vectors.rows) == len(vectors.words)
+    assert vectors.words[:3] == ["the", ",", "."]
 
 
 def test_packaged_glove_without_the_extra_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, PACKAGED["glove-6b-50d"][0], None)
     with pytest.raises(ConfigError, match=r"pip install 'nerwin\[glove\]'"):
         load_vectors("glove-6b-50d")
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_npy_rows_reads_the_rows_asked_for(tmp_path, order):
+    from nerwin.data.vectors import NpyRows
+
+    matrix = np.asarray(np.arange(60, dtype=np.float32).reshape(12, 5), order=order)
+    np.save(tmp_path / "m.npy", matrix)
+    rows = np.array([1, 2, 7, 11])
+    reader = NpyRows(tmp_path / "m.npy")
+    assert reader.shape == (12, 5)
+    np.testing.assert_array_equal(reader[rows], matrix[rows])
+    assert reader[np.array([], dtype=np.int64)].shape == (0, 5)

@@ -232,7 +232,7 @@ def vocabulary_from(
     if kind not in ("auto", "conll", "vectors"):
         raise ConfigError(f"vocabulary kind must be auto, conll or vectors, not {kind!r}")
     if kind == "vectors" or (kind == "auto" and _looks_like_vectors(source)):
-        words, _ = load_vectors(str(source))
+        words = load_vectors(str(source)).words
         return set(words)
     _check_arguments(encoding, "auto")
     if encoding == "auto":

@@ -1,9 +1,11 @@
 """Pretrained word vectors: GloVe and word2vec text files, and the packaged GloVe 6B 50d.
 
 ``load_vectors(source)`` returns the words, normalised as nerwin's word
-feature normalises tokens (lowercased, digits -> 0), and a float32 matrix
-with one row per word. When normalisation maps two words to one (1996 and
-1997 both become 0000) the first, in a GloVe file the more frequent, wins.
+feature normalises tokens (lowercased, digits -> 0), and where each one's
+vector is. When normalisation maps two words to one (1996 and 1997 both
+become 0000) the first, in a GloVe file the more frequent, wins. The
+packaged matrix is read a block of rows at a time straight into the
+embedding table, so loading GloVe never holds a second copy of it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import gzip
 import importlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,31 +28,45 @@ PACKAGED = {
 }
 
 
-def load_vectors(source: str) -> tuple[list[str], np.ndarray]:
-    """(words, matrix: shape (V, D) float32) from a packaged name or a text file's path."""
+@dataclass
+class Vectors:
+    """Pretrained vectors: the vector of ``words[i]`` is ``matrix[rows[i]]``.
+
+    words: V distinct normalised words; matrix: shape (R, D), R >= V, an
+    array or an ``NpyRows``; rows: shape (V,), increasing.
+    """
+
+    words: list[str]
+    matrix: np.ndarray
+    rows: np.ndarray
+
+    def of_words(self) -> np.ndarray:
+        """One float32 row per word, shape (V, D) (a copy: for small vectors and tests)."""
+        return np.asarray(self.matrix[self.rows], dtype=np.float32)
+
+
+def load_vectors(source: str) -> Vectors:
+    """The vectors of a packaged name (``glove-6b-50d``) or of a text file's path."""
     if source in PACKAGED:
         words, matrix = _load_packaged(source)
     else:
         words, matrix = _load_text(Path(source))
-    return _normalise(words, matrix)
-
-
-def copy_vectors(table: np.ndarray, vocab: Vocab, words: list[str], matrix: np.ndarray) -> None:
-    """Set the row of ``table`` (V, D) of every word in ``words`` that ``vocab`` holds."""
-    if matrix.shape[1] != table.shape[1]:
-        dims = f"features.word_dim is {table.shape[1]}, the vectors have {matrix.shape[1]}"
-        raise ConfigError(f"{dims}: set features.word_dim to match")
-    ids = vocab.encode(words)
-    known = ids != Vocab.unk_id
-    table[ids[known]] = matrix[known]
-
-
-def _normalise(words: list[str], matrix: np.ndarray) -> tuple[list[str], np.ndarray]:
     first_rows: dict[str, int] = {}
     for row, word in enumerate(words):
         first_rows.setdefault(normalise_word(word), row)
     rows = np.fromiter(first_rows.values(), dtype=np.int64, count=len(first_rows))
-    return list(first_rows), np.ascontiguousarray(matrix[rows], dtype=np.float32)
+    return Vectors(list(first_rows), matrix, rows)
+
+
+def copy_vectors(table: np.ndarray, vocab: Vocab, vectors: Vectors, chunk: int = 65536) -> None:
+    """Set the row of ``table`` (V, D) of every vector word that ``vocab`` holds."""
+    if vectors.matrix.shape[1] != table.shape[1]:
+        dims = f"features.word_dim is {table.shape[1]}, the vectors have {vectors.matrix.shape[1]}"
+        raise ConfigError(f"{dims}: set features.word_dim to match")
+    for start in range(0, len(vectors.words), chunk):
+        ids = vocab.encode(vectors.words[start : start + chunk])
+        known = ids != Vocab.unk_id
+        table[ids[known]] = vectors.matrix[vectors.rows[start : start + chunk][known]]
 
 
 def _load_packaged(name: str) -> tuple[list[str], np.ndarray]:
@@ -63,8 +80,48 @@ def _load_packaged(name: str) -> tuple[list[str], np.ndarray]:
         ) from None
     root = Path(module.__file__).parent / "data"
     words = parquet.read_table(root / index_file).column(0).to_pylist()
-    matrix = np.load(root / matrix_file, allow_pickle=False)
-    return words, matrix
+    return words, NpyRows(root / matrix_file)
+
+
+class NpyRows:
+    """Rows of a 2-d ``.npy`` file, read on demand with plain reads.
+
+    Neither loaded whole nor memory-mapped: mapped pages would count in the
+    process's resident memory, and GloVe 6B's 80 MB would all be touched.
+    Both layouts work: C order reads one block of rows, Fortran order (the
+    packaged GloVe) one stretch of each column.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        with open(path, "rb") as f:
+            major, _ = np.lib.format.read_magic(f)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if major == 1
+                else np.lib.format.read_array_header_2_0
+            )
+            self.shape, self.fortran_order, self.dtype = read_header(f)
+            self.offset = f.tell()
+        if len(self.shape) != 2:
+            raise DataError(path, None, "expected a 2-d matrix of vectors")
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        """The given rows, shape (len(rows), D), for rows in increasing order."""
+        num_rows, dim = self.shape
+        if len(rows) == 0:
+            return np.empty((0, dim), dtype=self.dtype)
+        first, count = int(rows[0]), int(rows[-1]) - int(rows[0]) + 1
+        with open(self.path, "rb") as f:
+            if not self.fortran_order:
+                f.seek(self.offset + first * dim * self.dtype.itemsize)
+                block = np.fromfile(f, dtype=self.dtype, count=count * dim).reshape(count, dim)
+            else:
+                block = np.empty((count, dim), dtype=self.dtype)
+                for column in range(dim):
+                    f.seek(self.offset + (column * num_rows + first) * self.dtype.itemsize)
+                    block[:, column] = np.fromfile(f, dtype=self.dtype, count=count)
+        return block[rows - first]
 
 
 def _load_text(path: Path) -> tuple[list[str], np.ndarray]:

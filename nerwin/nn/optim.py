@@ -30,7 +30,10 @@ class Optimizer:
         self.lr = lr
         self.steps = 0
         self.state = {
-            slot: {name: np.zeros_like(p) for name, p in params.items()} for slot in self.slots
+            # np.zeros, not zeros_like: the pages stay unmapped until written, so the state
+            # of embedding rows no batch ever touches (most of GloVe's 400k) costs no memory.
+            slot: {name: np.zeros(p.shape, p.dtype) for name, p in params.items()}
+            for slot in self.slots
         }
 
     def step(self, grads: dict[str, np.ndarray | RowGrad]) -> None:
