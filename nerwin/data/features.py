@@ -9,6 +9,7 @@ turns a corpus of ids into one row of 2k+1 ids per token, padded with
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -43,6 +44,13 @@ def suffix(token: str) -> str:
 
 
 _SHAPE_RUN = re.compile(r"(.)\1{2,}")
+_ASCII_SHAPE = str.maketrans(
+    {
+        **dict.fromkeys(string.ascii_uppercase, "X"),
+        **dict.fromkeys(string.ascii_lowercase, "x"),
+        **dict.fromkeys(string.digits, "d"),
+    }
+)
 
 
 def word_shape(token: str) -> str:
@@ -51,10 +59,13 @@ def word_shape(token: str) -> str:
     >>> word_shape("McDonald's"), word_shape("1996-08-22"), word_shape("U.S.")
     ("XxXxx'x", 'dd-dd-dd', 'X.X.')
     """
-    mapped = "".join(
-        "X" if c.isupper() else "x" if c.isalpha() else "d" if c.isdigit() else c for c in token
-    )
-    return _SHAPE_RUN.sub(r"\1\1", mapped)
+    if token.isascii():
+        mapped = token.translate(_ASCII_SHAPE)  # the common case, without a loop per character
+    else:
+        mapped = "".join(
+            "X" if c.isupper() else "x" if c.isalpha() else "d" if c.isdigit() else c for c in token
+        )
+    return _SHAPE_RUN.sub(lambda run: run.group(1) * 2, mapped)
 
 
 FEATURES = {"word": normalise_word, "caps": caps_class, "suffix": suffix, "shape": word_shape}
