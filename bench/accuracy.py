@@ -13,15 +13,13 @@ ensemble that averages the seeds' probabilities. It writes the numbers to
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from report import machine, write_results
 
 from nerwin.config import load_config
 from nerwin.data.features import encode_windows
@@ -145,35 +143,6 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def replace_section(path: Path, name: str, body: str) -> None:
-    """Put ``body`` between this section's markers in ``path``, keeping the other sections."""
-    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# nerwin results\n"
-    block = f"{begin}\n{body}\n{end}"
-    if begin in text:
-        head, rest = text.split(begin, 1)
-        text = head + block + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [
-            ln.split(":", 1)[1].strip()
-            for ln in cpuinfo.read_text().splitlines()
-            if ln.startswith("model name")
-        ]
-        cpu = names[0] if names else cpu
-    return (
-        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -214,10 +183,7 @@ def main() -> None:
             }
         results["configs"][name] = config
 
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    replace_section(Path(args.markdown), "accuracy", markdown(results))
-    print(markdown(results))
+    write_results(results, args.json, args.markdown, "accuracy", markdown(results))
 
 
 if __name__ == "__main__":

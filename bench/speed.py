@@ -36,9 +36,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy import machine, replace_section  # noqa: E402
+from report import machine, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 SENTENCES_PER_BATCH = 512  # as nerwin.predict tags
@@ -334,10 +332,7 @@ def main() -> None:
             / gflops,
         },
     }
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    replace_section(Path(args.markdown), "speed", markdown(results))
-    print(markdown(results))
+    write_results(results, args.json, args.markdown, "speed", markdown(results))
 
 
 if __name__ == "__main__":
