@@ -142,13 +142,20 @@ def eval_command(model_dir, file, output_format, as_json, worst, write_predictio
 )
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of FILE.")
 @click.option(
+    "--scheme",
+    type=click.Choice(["IOB1", "IOB2", "BIOES"]),
+    default="IOB2",
+    show_default=True,
+    help="Tag scheme of the conll and jsonl output.",
+)
+@click.option(
     "--min-confidence",
     type=click.FloatRange(0.0, 1.0),
     default=0.0,
     help="Drop entity spans whose confidence is below this.",
 )
 @user_errors
-def predict(model_dir, file, input_format, output_format, encoding, min_confidence):
+def predict(model_dir, file, input_format, output_format, encoding, scheme, min_confidence):
     """Tag FILE (or - for stdin) and write the tags to stdout as they are found."""
     check_encoding(encoding)
     model = WindowTagger.load(model_dir)
@@ -159,6 +166,8 @@ def predict(model_dir, file, input_format, output_format, encoding, min_confiden
     else:
         tagged = tag_text_lines(model, (text for _, text in iter_lines(file, encoding)))
     write = FORMATS[output_format]
+    if output_format != "inline":  # brackets need no scheme
+        write = functools.partial(write, scheme=scheme)
     for item in tagged:
         if min_confidence:
             item.drop_unsure(model.labels, min_confidence)

@@ -48,12 +48,18 @@ def is_valid_iob2(tags: Sequence[str]) -> bool:
 
 
 def argmax_decode(p_tag: np.ndarray, labels: Sequence[str]) -> list[str]:
-    """The most probable tag of each token, ignoring IOB2 validity.
+    """The most probable tag of each token, a stray I-X then read as B-X.
 
-    p_tag: shape (T, C). Returns T tags.
+    The repair is conlleval's own reading of a stray I-X (it opens an
+    entity), so the spans are those of the raw argmax, and the tags are
+    valid IOB2 for writing in any scheme. p_tag: shape (T, C). Returns T tags.
     """
     _check_shape(p_tag, labels)
-    return [labels[i] for i in np.argmax(p_tag, axis=1)]
+    tags = [labels[i] for i in np.argmax(p_tag, axis=1)]
+    return [
+        f"B{tag[1:]}" if tag.startswith("I-") and previous[1:] != tag[1:] else tag
+        for previous, tag in zip(["O", *tags], tags, strict=False)
+    ]
 
 
 def allowed_transitions(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

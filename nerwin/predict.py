@@ -7,6 +7,7 @@ time, so memory does not grow with the input. Spans are half-open,
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from nerwin.analysis import explain
-from nerwin.data.conll import Sentence
+from nerwin.data.conll import Sentence, from_iob2, write_conll
 from nerwin.data.features import encode_windows
 from nerwin.data.tokenize import tokenize
 from nerwin.decode import decode_batch, span_confidence, spans
@@ -154,23 +155,20 @@ def write_prediction_file(path, sentences: Sequence[Sentence], pred: list[list[s
         raise NerwinError(f"{path}: cannot write ({err.strerror})") from None
 
 
-def format_conll(tagged: Tagged, labels: Sequence[str]) -> str:
-    """token, tag, P(tag), P(entity) per line, then a blank line."""
-    p_chosen = tagged.tag_probabilities(labels)
-    rows = [
-        f"{token} {tag} {p:.4f} {pe:.4f}"
-        for token, tag, p, pe in zip(
-            tagged.tokens, tagged.tags, p_chosen, tagged.p_ent, strict=True
-        )
-    ]
-    return "\n".join(rows) + "\n\n"
+def format_conll(tagged: Tagged, labels: Sequence[str], scheme: str = "IOB2") -> str:
+    """token, tag (in ``scheme``), P(tag), P(entity) per line, then a blank line."""
+    p_chosen = [f"{p:.4f}" for p in tagged.tag_probabilities(labels)]
+    p_entity = [f"{p:.4f}" for p in tagged.p_ent]
+    out = io.StringIO()
+    write_conll(out, [(tagged.tokens, tagged.tags, p_chosen, p_entity)], scheme)
+    return out.getvalue()
 
 
-def format_jsonl(tagged: Tagged, labels: Sequence[str]) -> str:
-    """One JSON object: tokens, tags, per-token P(tag) and P(entity), entity spans."""
+def format_jsonl(tagged: Tagged, labels: Sequence[str], scheme: str = "IOB2") -> str:
+    """One JSON object: tokens, tags (in ``scheme``), per-token P(tag) and P(entity), spans."""
     record = {
         "tokens": list(tagged.tokens),
-        "tags": tagged.tags,
+        "tags": from_iob2(tagged.tags, scheme),
         "p_tag": [round(float(p), 4) for p in tagged.tag_probabilities(labels)],
         "p_entity": [round(float(p), 4) for p in tagged.p_ent],
         "entities": tagged.entities(labels),

@@ -619,3 +619,19 @@ def test_data_validate_exit_code_2_on_errors(tmp_path):
     result = run("data", "validate", str(bad))
     assert result.exit_code == 2
     assert f"{bad}:2:" in result.output
+
+
+def test_predict_writes_the_scheme_asked_for(model_dir):
+    from nerwin.data.conll import to_iob2
+
+    iob2 = assert_ok(run("predict", "--model", model_dir, TEST_FILE, "--input-format", "conll"))
+    bioes = assert_ok(
+        run("predict", "--model", model_dir, TEST_FILE, "--input-format", "conll",
+            "--scheme", "BIOES")
+    )  # fmt: skip
+
+    def tags(output):
+        return [[line.split()[1] for line in block.splitlines()] for block in output.split("\n\n")]
+
+    assert any(tag.startswith(("E-", "S-")) for sentence in tags(bioes) for tag in sentence)
+    assert [to_iob2(s, "BIOES") for s in tags(bioes)] == tags(iob2)

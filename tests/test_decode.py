@@ -84,9 +84,19 @@ def test_allowed_transitions_by_hand():
 # --- decoders ---------------------------------------------------------------------------------
 
 
-def test_argmax_decode():
+def test_argmax_decode_reads_a_stray_i_as_b():
+    # Raw argmax is O I-PER; the stray I-PER opens an entity, as conlleval reads it.
     p_tag = np.array([[0.6, 0.3, 0.1, 0.0, 0.0], [0.2, 0.1, 0.7, 0.0, 0.0]])
-    assert argmax_decode(p_tag, LABELS) == ["O", "I-PER"]
+    assert argmax_decode(p_tag, LABELS) == ["O", "B-PER"]
+    p_tag = np.array([[0.1, 0.8, 0.1, 0.0, 0.0], [0.2, 0.1, 0.7, 0.0, 0.0]])
+    assert argmax_decode(p_tag, LABELS) == ["B-PER", "I-PER"]
+
+
+def test_argmax_output_is_always_valid_iob2():
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        p_tag = random_p_tag(rng, int(rng.integers(1, 30)), len(LABELS_3_TYPES), 0.3)
+        assert is_valid_iob2(argmax_decode(p_tag, LABELS_3_TYPES))
 
 
 def test_viterbi_repairs_o_then_i_into_b_i_when_that_scores_higher():
@@ -98,7 +108,7 @@ def test_viterbi_repairs_o_then_i_into_b_i_when_that_scores_higher():
 def test_viterbi_repairs_o_then_i_into_o_o_when_that_scores_higher():
     # O O: 0.7 * 0.4 = 0.28 > B-PER I-PER: 0.2 * 0.5 = 0.10
     p_tag = np.array([[0.7, 0.2, 0.1, 0.0, 0.0], [0.4, 0.1, 0.5, 0.0, 0.0]])
-    assert argmax_decode(p_tag, LABELS) == ["O", "I-PER"]
+    assert argmax_decode(p_tag, LABELS) == ["O", "B-PER"]
     assert viterbi_decode(p_tag, LABELS) == ["O", "O"]
 
 
@@ -152,7 +162,7 @@ def test_empty_sentence():
 def test_decode_dispatches_and_rejects_unknown_method():
     p_tag = np.array([[0.6, 0.3, 0.1, 0.0, 0.0], [0.2, 0.1, 0.7, 0.0, 0.0]])
     assert decode(p_tag, LABELS) == ["B-PER", "I-PER"]
-    assert decode(p_tag, LABELS, method="argmax") == ["O", "I-PER"]
+    assert decode(p_tag, LABELS, method="argmax") == ["O", "B-PER"]
     with pytest.raises(ValueError, match="beam"):
         decode(p_tag, LABELS, method="beam")
 

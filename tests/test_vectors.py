@@ -20,7 +20,7 @@ def test_glove_text_normalised_first_wins(tmp_path):
     path = tmp_path / "v.txt"
     path.write_text(GLOVE)
     vectors = load_vectors(str(path))
-    words, matrix = vectors.words, vectors.of_words()
+    words, matrix = vectors.words, vectors.matrix[vectors.rows]
     assert words == ["the", "paris", "0000"]
     assert matrix.dtype == np.float32
     np.testing.assert_allclose(matrix, [[0.1, 0.2, 0.3], [1, 2, 3], [4, 5, 6]])
@@ -31,7 +31,10 @@ def test_gzip_and_word2vec_header(tmp_path):
     with gzip.open(path, "wt", encoding="utf-8") as f:
         f.write("4 3\n" + GLOVE)
     vectors = load_vectors(str(path))
-    assert vectors.words == ["the", "paris", "0000"] and vectors.of_words().shape == (3, 3)
+    assert vectors.words == ["the", "paris", "0000"] and vectors.matrix[vectors.rows].shape == (
+        3,
+        3,
+    )
 
 
 @pytest.mark.parametrize(

@@ -40,10 +40,6 @@ class Vectors:
     matrix: np.ndarray
     rows: np.ndarray
 
-    def of_words(self) -> np.ndarray:
-        """One float32 row per word, shape (V, D) (a copy: for small vectors and tests)."""
-        return np.asarray(self.matrix[self.rows], dtype=np.float32)
-
 
 def load_vectors(source: str) -> Vectors:
     """The vectors of a packaged name (``glove-6b-50d``) or of a text file's path."""
