@@ -32,3 +32,18 @@ def test_sparse_adam_leaves_untouched_rows_and_state_alone():
     assert (params["table"][[0, 1, 3]] == 1.0).all()
     np.testing.assert_allclose(params["table"][2], [0.9, 1.1])  # first Adam step moves lr
     assert (adam.state["m"]["table"][[0, 1, 3]] == 0).all()
+
+
+def test_dense_adam_in_place_equals_the_textbook_update_bit_for_bit():
+    rng = np.random.default_rng(0)
+    start = rng.standard_normal((30, 20)).astype(np.float32)
+    params = {"W": start.copy()}
+    adam = Adam(params, lr=0.001)
+    m, v, expected = np.zeros_like(start), np.zeros_like(start), start.copy()
+    for t in range(1, 6):
+        g = rng.standard_normal(start.shape).astype(np.float32)
+        adam.step({"W": g})
+        m = 0.9 * m + (1 - 0.9) * g
+        v = 0.999 * v + (1 - 0.999) * g * g
+        expected -= 0.001 * (1 - 0.999**t) ** 0.5 / (1 - 0.9**t) * m / (np.sqrt(v) + 1e-8)
+    np.testing.assert_array_equal(params["W"], expected)

@@ -88,10 +88,23 @@ class Adam(Optimizer):
 
     def _update(self, name, index, grad):
         m, v = self.state["m"][name], self.state["v"][name]
+        step_size = self.lr * (1.0 - self.beta2**self.steps) ** 0.5 / (1.0 - self.beta1**self.steps)
+        if isinstance(index, slice):  # a dense parameter: in place, no temporaries of its size
+            m *= self.beta1
+            m += (1.0 - self.beta1) * grad
+            grad_sq = (1.0 - self.beta2) * grad
+            grad_sq *= grad
+            v *= self.beta2
+            v += grad_sq
+            denominator = np.sqrt(v, out=grad_sq)
+            denominator += self.eps
+            step = step_size * m
+            step /= denominator
+            self.params[name] -= step
+            return
         m_rows = self.beta1 * m[index] + (1.0 - self.beta1) * grad
         v_rows = self.beta2 * v[index] + (1.0 - self.beta2) * grad * grad
         m[index], v[index] = m_rows, v_rows
-        step_size = self.lr * (1.0 - self.beta2**self.steps) ** 0.5 / (1.0 - self.beta1**self.steps)
         self.params[name][index] -= step_size * m_rows / (np.sqrt(v_rows) + self.eps)
 
 
