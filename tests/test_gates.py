@@ -120,3 +120,8 @@ def test_softmax_head_golden():
     gate.backward(1.0)
     np.testing.assert_allclose(gate.grads["e"], [1 / 3, 1 / 3, -2 / 3])
     np.testing.assert_allclose(gate.grads["V"], np.outer([1 / 3, 1 / 3, -2 / 3], [1.0, 2.0]))
+
+
+def test_tanh_on_a_prediction_sized_batch_is_numpys_tanh_bit_for_bit(rng):
+    z = rng.standard_normal((4000, 301)).astype(np.float32)  # above the two-thread threshold
+    np.testing.assert_array_equal(gates.Tanh().forward(z), np.tanh(z))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
@@ -45,5 +46,5 @@ class Vocab:
 
     def encode(self, values: Iterable[str]) -> np.ndarray:
         """values -> ids: shape (T,) int32; unknown values map to ``<unk>``."""
-        get = self.stoi.get
-        return np.fromiter((get(v, 0) for v in values), dtype=np.int32)
+        # map() with a repeated default calls dict.get with no Python frame per value.
+        return np.fromiter(map(self.stoi.get, values, itertools.repeat(0)), dtype=np.int32)
