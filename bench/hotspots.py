@@ -1,0 +1,97 @@
+"""Where the time goes: cProfile of training and of prediction, and the two Viterbi decoders.
+
+    python bench/hotspots.py [--data ../shared/data/conll2003] [--windows 60000] [--top 15]
+
+Trains one pass over the first ``--windows`` training windows of
+configs/conll2003.yaml and tags eng.testb as `nerwin predict` does (512
+sentences a batch), printing the functions that take the most time in
+each; then times Viterbi sentence by sentence against the batched decoder
+on the same probabilities. Falls back to the sample data without CoNLL-2003.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from nerwin.checkpoint import Progress
+from nerwin.config import load_config
+from nerwin.data.features import Windows
+from nerwin.decode import viterbi_decode, viterbi_decode_batch
+from nerwin.predict import SENTENCES_PER_BATCH, tag_batch
+from nerwin.train import make_optimizer, prepare, read_split, train_epoch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def profiled(title: str, work, top: int) -> None:
+    profile = cProfile.Profile()
+    started = time.perf_counter()
+    profile.runcall(work)
+    print(f"\n== {title}: {time.perf_counter() - started:.2f} s under the profiler ==")
+    pstats.Stats(profile).sort_stats("tottime").print_stats(top)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "conll2003"))
+    parser.add_argument("--windows", type=int, default=60_000)
+    parser.add_argument("--top", type=int, default=15)
+    args = parser.parse_args()
+    config_path, data = REPO / "configs" / "conll2003.yaml", args.data
+    if not (Path(data) / "eng.train").is_file():
+        print(f"hotspots: no CoNLL-2003 in {data}; using the sample data", file=sys.stderr)
+        config_path, data = REPO / "configs" / "sample.yaml", str(REPO / "data" / "sample")
+    config = load_config(config_path, (f"data.dir={data}", "output=/tmp/nerwin-profile"))
+    rng = np.random.default_rng(config.train.seed)
+    model, corpus = prepare(config, rng)
+    count = min(args.windows, len(corpus.windows))
+    corpus.windows = Windows(
+        {name: ids[:count] for name, ids in corpus.windows.ids.items()}, np.array([0, count])
+    )
+    corpus.tags = corpus.tags[:count]
+    optimizer = make_optimizer(config.train, model.params)
+    profiled(
+        f"training, {count} windows",
+        lambda: train_epoch(model, optimizer, corpus, rng, Progress(), lambda: None),
+        args.top,
+    )
+
+    sentences = [s.tokens for s in read_split(config, "test") or corpus.dev]
+    batches = [
+        sentences[i : i + SENTENCES_PER_BATCH]
+        for i in range(0, len(sentences), SENTENCES_PER_BATCH)
+    ]
+    profiled(
+        f"prediction, {sum(map(len, sentences))} tokens",
+        lambda: [tag_batch(model, batch) for batch in batches],
+        args.top,
+    )
+
+    tagged = [t for batch in batches for t in tag_batch(model, batch)]
+    started = time.perf_counter()
+    one_by_one = [viterbi_decode(t.p_tag, model.labels) for t in tagged]
+    per_sentence = time.perf_counter() - started
+    started = time.perf_counter()
+    together = []
+    for i in range(0, len(tagged), SENTENCES_PER_BATCH):
+        chunk = tagged[i : i + SENTENCES_PER_BATCH]
+        bounds = np.r_[0, np.cumsum([len(t.tokens) for t in chunk])]
+        together += viterbi_decode_batch(
+            np.concatenate([t.p_tag for t in chunk]), bounds, model.labels
+        )
+    batched = time.perf_counter() - started
+    print(
+        f"\nViterbi on the same probabilities: sentence by sentence {per_sentence:.3f} s, "
+        f"batched {batched:.3f} s, same tags: {one_by_one == together}"
+    )
+
+
+if __name__ == "__main__":
+    main()
