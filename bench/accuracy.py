@@ -23,7 +23,7 @@ from report import machine, write_results
 
 from nerwin.config import load_config
 from nerwin.data.features import encode_windows
-from nerwin.decode import decode
+from nerwin.decode import decode_batch
 from nerwin.metrics import evaluate_tags
 from nerwin.model import WindowTagger
 from nerwin.train import read_split, train
@@ -73,12 +73,8 @@ def ensemble_scores(model_dirs: list[Path], sentences) -> dict:
         p_ent, p_tag = model.probabilities(model.feeds(windows, np.arange(len(windows))))
         p_ent_sum, p_tag_sum = p_ent_sum + p_ent, p_tag_sum + p_tag
     p_tag_mean = p_tag_sum / len(models)
-    bounds = windows.sentence_starts
     method = models[0].config.model.decode
-    pred = [
-        decode(p_tag_mean[bounds[i] : bounds[i + 1]], models[0].labels, method)
-        for i in range(len(sentences))
-    ]
+    pred = decode_batch(p_tag_mean, windows.sentence_starts, models[0].labels, method)
     gold = [list(s.tags) for s in sentences]
     return summarise(evaluate_tags(gold, pred, p_entity=p_ent_sum / len(models)))
 

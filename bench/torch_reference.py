@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from nerwin.data.features import encode_windows
-from nerwin.decode import decode
+from nerwin.decode import decode_batch
 from nerwin.model import WindowTagger, feature_dims
 from nerwin.train import TrainingData
 
@@ -116,11 +116,7 @@ class TorchTrainer:
         return torch.sigmoid(s).numpy(), torch.softmax(o, dim=1).numpy()
 
     def tag(self, token_lists, vocabs, window: int, method: str) -> list[list[str]]:
-        """Tokens to tags, a batch of sentences at a time, decoded as nerwin decodes."""
+        """Tokens to tags for a batch of sentences, windows and decoding done by nerwin's code."""
         windows = encode_windows(token_lists, vocabs, window)
         _, p_tag = self.probabilities({name: windows.ids[name] for name in self.model.names})
-        bounds = windows.sentence_starts
-        return [
-            decode(p_tag[bounds[i] : bounds[i + 1]], self.labels, method)
-            for i in range(len(token_lists))
-        ]
+        return decode_batch(p_tag, windows.sentence_starts, self.labels, method)

@@ -35,6 +35,7 @@ from nerwin.nn.graph import Graph, Node
 
 FORMAT_VERSION = 1
 REGULARISED = ("hidden.W", "tag.V", "binary.u")
+BIASES = ("hidden.b", "binary.c", "tag.e")  # start at zero
 
 
 def feature_dims(config: Config) -> dict[str, int]:
@@ -58,33 +59,30 @@ def init_params(
 ) -> dict[str, np.ndarray]:
     """Random parameters: embeddings uniform in +-init_scale, layers Glorot-uniform."""
 
-    def glorot(rows: int, cols: int) -> np.ndarray:
-        limit = np.sqrt(6.0 / (rows + cols))
-        return rng.uniform(-limit, limit, size=(rows, cols)).astype(dtype)
+    def glorot(shape: tuple) -> np.ndarray:
+        fan_out, fan_in = shape if len(shape) == 2 else (1, shape[0])  # u is a 1 x H layer
+        limit = np.sqrt(6.0 / (fan_out + fan_in))
+        return rng.uniform(-limit, limit, size=shape).astype(dtype)
 
-    def uniform_rows(rows: int, cols: int, scale: float, chunk: int = 16384) -> np.ndarray:
+    def uniform_rows(shape: tuple, chunk: int = 16384) -> np.ndarray:
         # Drawn a chunk of rows at a time: the same numbers as one draw, without a
         # float64 copy of a 400k-row table.
-        table = np.empty((rows, cols), dtype=dtype)
-        for start in range(0, rows, chunk):
-            stop = min(start + chunk, rows)
-            table[start:stop] = rng.uniform(-scale, scale, size=(stop - start, cols))
+        table = np.empty(shape, dtype=dtype)
+        scale = config.features.init_scale
+        for start in range(0, shape[0], chunk):
+            rows = table[start : start + chunk]
+            rows[...] = rng.uniform(-scale, scale, size=rows.shape)
         return table
 
-    scale = config.features.init_scale
-    params = {
-        f"{name}.table": uniform_rows(len(vocabs[name]), dim, scale)
-        for name, dim in feature_dims(config).items()
+    # Drawn in param_shapes' order, which the generator's stream depends on.
+    return {
+        name: uniform_rows(shape)
+        if name.endswith(".table")
+        else np.zeros(shape, dtype=dtype)
+        if name in BIASES
+        else glorot(shape)
+        for name, shape in param_shapes(config, vocabs, num_labels).items()
     }
-    width = (2 * config.features.window + 1) * sum(feature_dims(config).values())
-    hidden = config.model.hidden
-    params["hidden.W"] = glorot(hidden, width)
-    params["hidden.b"] = np.zeros(hidden, dtype=dtype)
-    params["binary.u"] = glorot(1, hidden)[0]
-    params["binary.c"] = np.zeros(1, dtype=dtype)
-    params["tag.V"] = glorot(num_labels, hidden)
-    params["tag.e"] = np.zeros(num_labels, dtype=dtype)
-    return params
 
 
 class WindowTagger:
