@@ -24,12 +24,13 @@ import numpy as np
 
 from nerwin import __version__
 from nerwin.config import Config, config_from_dict
-from nerwin.data.features import FEATURES, Windows, encode_windows
+from nerwin.data.features import FEATURES, TokenEncoder, Windows, encode_windows, windows_of
 from nerwin.data.tokenize import DEFAULT_PATTERN
 from nerwin.data.vocab import Vocab
 from nerwin.errors import ConfigError, ModelError
+from nerwin.inference import Projections
 from nerwin.nn import gates
-from nerwin.nn.gates import log_softmax
+from nerwin.nn.gates import log_softmax, softmax
 from nerwin.nn.gradcheck import Check, check_arrays
 from nerwin.nn.graph import Graph, Node
 
@@ -107,6 +108,10 @@ class WindowTagger:
         self.metrics: dict = {}
         self.temperature = 1.0  # of the tag head's softmax, fitted on dev after training
         self.tokenizer = DEFAULT_PATTERN  # splits raw text at prediction time
+        self.frequent_tokens: list[str] = []  # training tokens, most frequent first
+        # Token strings -> feature ids, remembered; columns in the window vector's order.
+        self.encoder = TokenEncoder({name: vocabs[name] for name in feature_dims(config)})
+        self.projections: Projections | None = None  # set by freeze(), for prediction
         self.dropouts = [
             gates.Dropout(config.model.dropout, rng or np.random.default_rng(config.train.seed))
             for _ in range(2)
@@ -181,6 +186,22 @@ class WindowTagger:
     def train_mode(self, training: bool) -> None:
         for dropout in self.dropouts:
             dropout.training = training
+        if training:
+            self.projections = None  # the parameters are about to change
+
+    def freeze(self) -> WindowTagger:
+        """Promise the parameters stay as they are: prediction then reads the hidden layer
+        from per-token tables (``nerwin.inference``). Training again undoes it.
+
+        The tables start with the most frequent training tokens, as Chen &
+        Manning's did, so most tokens of new text are found there.
+        """
+        tables = [self.params[f"{name}.table"] for name in self.encoder.vocabs]
+        W, b = self.params["hidden.W"], self.params["hidden.b"]
+        self.projections = Projections(tables, W, b, self.config.features.window)
+        preload = self.frequent_tokens[: self.projections.capacity // 2]
+        self.projections.token_rows(self.encoder.ids(preload))
+        return self
 
     # -- inference ----------------------------------------------------------
 
@@ -194,6 +215,28 @@ class WindowTagger:
         h = self.hidden(feeds)
         T = self.temperature if temperature is None else temperature
         return self.gate("binary").predict(h), self.gate("tag").predict(h, T)
+
+    def token_probabilities(
+        self, ids: np.ndarray, lengths: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(p_ent: shape (T,), p_tag: shape (T, C)) for every token of whole sentences.
+
+        ids: shape (T, F) from ``self.encoder``, the sentences one after
+        another; lengths: shape (S,) tokens per sentence. A frozen model reads
+        the hidden layer from its per-token tables; otherwise, or when a
+        batch has more distinct tokens than those hold, the graph computes
+        the same numbers, to float32 rounding, one product per window.
+        """
+        if self.projections is not None:
+            p = self.params
+            head_W = np.c_[p["tag.V"].T, p["binary.u"]]  # (H, C + 1): both heads, one product
+            head_b = np.r_[p["tag.e"], p["binary.c"]]  # (C + 1,)
+            activation = gates.ACTIVATIONS[self.config.model.activation].apply
+            scores = self.projections.scores(ids, lengths, activation, head_W, head_b)
+            if scores is not None:
+                return gates.sigmoid(scores[:, -1]), softmax(scores[:, :-1] / self.temperature)
+        windows = windows_of(ids, list(self.encoder.vocabs), lengths, self.config.features.window)
+        return self.probabilities(self.feeds(windows, np.arange(len(windows))))
 
     def tag_scores(self, feeds: dict, chunk: int = 8192) -> np.ndarray:
         """o: shape (B, C), the tag head's scores before the softmax, ``chunk`` windows a pass."""
@@ -254,6 +297,7 @@ class WindowTagger:
             "labels": self.labels,
             "temperature": self.temperature,
             "tokenizer": self.tokenizer,
+            "frequent_tokens": self.frequent_tokens,
             "vocabs": {name: vocab.itos for name, vocab in self.vocabs.items()},
             "metrics": metrics or {},
         }
@@ -263,7 +307,8 @@ class WindowTagger:
 
     @classmethod
     def load(cls, directory: str | Path) -> WindowTagger:
-        """Read a model directory; ModelError if it is missing, damaged or of another version."""
+        """Read a model directory, frozen for prediction; ModelError if it is missing, damaged
+        or of another version."""
         directory = Path(directory)
         meta_path, weights_path = directory / "model.json", directory / "weights.npz"
         if not meta_path.is_file() or not weights_path.is_file():
@@ -286,7 +331,8 @@ class WindowTagger:
         model.metrics = meta.get("metrics", {})
         model.temperature = float(meta.get("temperature", 1.0))
         model.tokenizer = str(meta.get("tokenizer", DEFAULT_PATTERN))
-        return model
+        model.frequent_tokens = [str(token) for token in meta.get("frequent_tokens", [])]
+        return model.freeze()
 
 
 def _read_into(stream, buffer: memoryview, block: int = 1 << 20) -> None:

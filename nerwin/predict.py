@@ -18,7 +18,6 @@ import numpy as np
 
 from nerwin.analysis import explain
 from nerwin.data.conll import Sentence, from_iob2, write_conll
-from nerwin.data.features import encode_windows
 from nerwin.data.tokenize import tokenize
 from nerwin.decode import decode_batch, span_confidence, spans
 from nerwin.errors import NerwinError
@@ -77,10 +76,11 @@ class Tagged:
 
 
 def tag_batch(model: WindowTagger, token_lists: Sequence[Sequence[str]]) -> list[Tagged]:
-    """Tag sentences all at once: one forward pass over all their windows, one decode."""
-    windows = encode_windows(token_lists, model.vocabs, model.config.features.window)
-    p_ent, p_tag = model.probabilities(model.feeds(windows, np.arange(len(windows))))
-    bounds = windows.sentence_starts
+    """Tag sentences all at once: one forward pass over all their tokens, one decode."""
+    lengths = np.array([len(tokens) for tokens in token_lists], dtype=np.int64)
+    ids = model.encoder.ids([token for tokens in token_lists for token in tokens])  # (T, F)
+    p_ent, p_tag = model.token_probabilities(ids, lengths)
+    bounds = np.r_[0, np.cumsum(lengths)]
     tags = decode_batch(p_tag, bounds, model.labels, model.config.model.decode)
     return [
         Tagged(tokens, sentence_tags, p_tag[a:b], p_ent[a:b])

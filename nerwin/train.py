@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,12 @@ def build_vocabs(
             vocabs[name] = vocabs[name].extend(vector_words)
             word_counts = np.pad(counts, (0, len(vocabs[name]) - len(counts)))
     return vocabs, word_counts
+
+
+def frequent_tokens(sentences: list[Sentence], count: int = 4096) -> list[str]:
+    """The ``count`` most frequent training tokens, most frequent first (ties: first seen)."""
+    counts = Counter(token for s in sentences for token in s.tokens)
+    return [token for token, _ in counts.most_common(count)]
 
 
 def make_optimizer(train: TrainConfig, params: dict[str, np.ndarray]) -> Optimizer:
@@ -212,6 +219,7 @@ def prepare(config: Config, rng: np.random.Generator) -> tuple[WindowTagger, Tra
     vocabs, word_counts = build_vocabs(train_sentences, config, vectors.words if vectors else [])
     labels = build_labels(train_sentences)
     model = WindowTagger.create(config, vocabs, labels, rng)
+    model.frequent_tokens = frequent_tokens(train_sentences)
     if vectors is not None:
         copy_vectors(model.params["word.table"], vocabs["word"], vectors)
     windows = encode_windows([s.tokens for s in train_sentences], vocabs, config.features.window)

@@ -236,3 +236,21 @@ def test_batched_viterbi_equals_viterbi_sentence_by_sentence():
     pairs = zip(bounds[:-1], bounds[1:], strict=True)
     expected = [viterbi_decode(p_tag[a:b], labels) for a, b in pairs]
     assert viterbi_decode_batch(p_tag, bounds, labels) == expected
+
+
+@pytest.mark.parametrize("peak", [0.3, 3.0])
+def test_batched_viterbi_equals_viterbi_when_most_argmax_paths_are_valid(peak):
+    """Peaked rows make most argmax paths valid (the shortcut), flat rows few of them."""
+    from nerwin.decode import viterbi_decode_batch
+
+    rng = np.random.default_rng(11)
+    labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
+    lengths = rng.integers(0, 30, size=200)
+    scores = rng.normal(size=(lengths.sum(), len(labels)))
+    scores[:, 0] += peak  # "O" most of the time, as in text
+    p_tag = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
+    bounds = np.r_[0, np.cumsum(lengths)]
+    pairs = zip(bounds[:-1], bounds[1:], strict=True)
+    expected = [viterbi_decode(p_tag[a:b], labels) for a, b in pairs]
+    assert viterbi_decode_batch(p_tag, bounds, labels) == expected
+    assert viterbi_decode_batch(p_tag[:0], np.zeros(3, dtype=np.int64), labels) == [[], []]

@@ -111,19 +111,61 @@ class Windows:
         return int(self.sentence_starts[-1])
 
 
+class TokenEncoder:
+    """Token strings -> the id of each feature, remembering the ids of the strings it has seen.
+
+    Text repeats its words, so a stream of batches mostly looks up strings
+    whose features were computed before. At most ``capacity`` strings are
+    remembered; past that the memory starts afresh, so it stays bounded on
+    any stream.
+    """
+
+    def __init__(self, vocabs: dict[str, Vocab], capacity: int = 1 << 16):
+        self.vocabs = vocabs
+        self.capacity = capacity
+        self.rows: dict[str, int] = {}  # string -> its row of self.table
+        self.table = np.empty((capacity, len(vocabs)), dtype=np.int32)  # (capacity, F)
+
+    def ids(self, tokens: Sequence[str]) -> np.ndarray:
+        """tokens: T strings -> shape (T, F), one column per feature in ``vocabs`` order."""
+        distinct = dict.fromkeys(tokens)
+        new = [token for token in distinct if token not in self.rows]
+        if len(self.rows) + len(new) > self.capacity:
+            self.rows.clear()
+            new = list(distinct)
+        if len(new) > self.capacity:  # too many to remember: look up this batch alone
+            rows = dict(zip(new, range(len(new)), strict=True))
+            index = np.fromiter(map(rows.__getitem__, tokens), dtype=np.int64, count=len(tokens))
+            return self._feature_ids(new)[index]
+        start = len(self.rows)
+        self.table[start : start + len(new)] = self._feature_ids(new)
+        self.rows.update(zip(new, range(start, start + len(new)), strict=True))
+        index = np.fromiter(map(self.rows.__getitem__, tokens), dtype=np.int64, count=len(tokens))
+        return self.table[index]
+
+    def _feature_ids(self, strings: list[str]) -> np.ndarray:
+        """strings: U distinct strings -> shape (U, F), every feature computed and looked up."""
+        columns = [vocab.encode(map(FEATURES[n], strings)) for n, vocab in self.vocabs.items()]
+        return np.stack(columns, axis=1) if columns else np.zeros((len(strings), 0), np.int32)
+
+    def windows(self, sentences: Sequence[Sequence[str]], k: int) -> Windows:
+        """Token lists -> ``Windows`` of half-width k for every feature."""
+        lengths = np.array([len(tokens) for tokens in sentences], dtype=np.int64)
+        ids = self.ids([token for sentence in sentences for token in sentence])  # (T, F)
+        return windows_of(ids, list(self.vocabs), lengths, k)
+
+
+def windows_of(ids: np.ndarray, names: list[str], lengths: np.ndarray, k: int) -> Windows:
+    """Token ids -> ``Windows``: ids of shape (T, F), column f the feature ``names[f]``."""
+    windows = {name: window_ids(ids[:, column], lengths, k) for column, name in enumerate(names)}
+    return Windows(windows, np.r_[0, np.cumsum(lengths)])
+
+
 def encode_windows(sentences: Sequence[Sequence[str]], vocabs: dict[str, Vocab], k: int) -> Windows:
     """Token lists -> ``Windows`` for every feature that has a vocabulary.
 
     Each feature is computed once per distinct token string and then
     gathered, so a corpus costs one dict lookup per token, not one per
-    token per feature.
+    token per feature. For a stream of batches, keep a ``TokenEncoder``.
     """
-    lengths = np.array([len(tokens) for tokens in sentences], dtype=np.int64)
-    tokens = [token for sentence in sentences for token in sentence]
-    distinct = {token: i for i, token in enumerate(dict.fromkeys(tokens))}
-    token_index = np.fromiter(map(distinct.__getitem__, tokens), dtype=np.int64, count=len(tokens))
-    ids = {
-        name: window_ids(vocab.encode(map(FEATURES[name], distinct))[token_index], lengths, k)
-        for name, vocab in vocabs.items()
-    }
-    return Windows(ids, np.r_[0, np.cumsum(lengths)])
+    return TokenEncoder(vocabs, capacity=0).windows(sentences, k)

@@ -1,0 +1,151 @@
+"""Prediction's hidden layer read from per-token tables instead of one product per window.
+
+The window vector x is the concatenation of the K token vectors x_j of the
+window, so the hidden layer's product splits by window position (the
+precomputation of Chen & Manning 2014):
+
+    z = W x + b = b + sum_j W_j x_j        W_j: shape (H, D), the columns of position j
+
+A token's contribution at every position it can take, [W_0 x_t, ...,
+W_{K-1} x_t] (shape (K H,)), depends on the token alone, not on its
+neighbours. ``Projections`` computes it once per distinct token (its ids of
+every feature) and remembers it, so each window costs K row gathers and a
+sum instead of a product with a (K D)-wide vector. Text repeats its tokens:
+a batch of 512 CoNLL sentences has three tokens for each distinct one, and
+most of those were seen in earlier batches.
+
+Dimension letters as in nn/gates.py, plus T tokens of a batch, S sentences,
+F features, D the sum of their embedding sizes, U distinct tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from nerwin.data.features import window_ids
+from nerwin.data.vocab import Vocab
+from nerwin.nn.gates import in_halves
+
+RESERVED_ROWS = 3  # rows 0, 1, 2: the token whose every feature is <unk>, <s>, </s>
+BLOCK = 128  # windows summed per step: their gathered rows stay in the core's cache
+
+
+class Projections:
+    """Each distinct token's [W_0 x_t, ..., W_{K-1} x_t], with b folded into the centre.
+
+    tables: the embedding table of each feature, shapes (V_f, D_f), in
+    window-vector order; W: shape (H, K D); b: shape (H,). The arrays are
+    read when a token is first seen, so the parameters must not change
+    while this object is in use. At most ``capacity`` rows are kept (K H
+    floats each); when a batch brings more new tokens than fit, the least
+    used ones make room.
+    """
+
+    def __init__(
+        self, tables: list[np.ndarray], W: np.ndarray, b: np.ndarray, k: int, capacity: int = 8192
+    ):
+        width = 2 * k + 1
+        hidden, dims = W.shape[0], sum(t.shape[1] for t in tables)
+        self.tables, self.b, self.k, self.width, self.hidden = tables, b, k, width, hidden
+        # (D, K H): column block j holds W_j^T, so x_t @ by_position lists W_j x_t for every j.
+        self.by_position = np.ascontiguousarray(
+            W.reshape(hidden, width, dims).transpose(2, 1, 0).reshape(dims, width * hidden)
+        )
+        self.radix = np.cumprod([1] + [len(t) for t in tables[:-1]], dtype=np.int64)  # (F,)
+        self.capacity = capacity
+        # Written through once now, so no batch pays for the page faults of its first rows.
+        self.rows = np.zeros((capacity, width * hidden), dtype=W.dtype)  # (R, K H)
+        self.rows.fill(0.0)
+        reserved = np.array([[Vocab.unk_id], [Vocab.bos_id], [Vocab.eos_id]]).repeat(len(tables), 1)
+        self.rows[:RESERVED_ROWS] = self.project(reserved)
+        self.keys = np.zeros(0, dtype=np.int64)  # sorted keys of the remembered tokens
+        self.key_rows = np.zeros(0, dtype=np.int64)  # the row of each key
+        self.free = np.arange(RESERVED_ROWS, capacity)  # rows holding no token
+        self.uses = np.zeros(capacity, dtype=np.int64)  # tokens read from each row, aged
+
+    def project(self, ids: np.ndarray) -> np.ndarray:
+        """ids: shape (U, F) -> shape (U, K H), each token's contribution at every position."""
+        x = np.concatenate([table[ids[:, f]] for f, table in enumerate(self.tables)], axis=1)
+        projected = x @ self.by_position  # (U, K H)
+        projected[:, self.k * self.hidden : (self.k + 1) * self.hidden] += self.b  # once per window
+        return projected
+
+    def token_rows(self, ids: np.ndarray) -> np.ndarray | None:
+        """ids: shape (T, F) -> the row of each token, shape (T,), projecting the new ones.
+
+        None when the batch has more distinct tokens than the memory holds.
+        """
+        keys = ids.astype(np.int64) @ self.radix  # (T,) one number per distinct token
+        distinct, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        if RESERVED_ROWS + len(distinct) > self.capacity:
+            return None
+        where = np.minimum(np.searchsorted(self.keys, distinct), max(len(self.keys) - 1, 0))
+        known = self.keys[where] == distinct if len(self.keys) else np.zeros(len(distinct), bool)
+        distinct_rows = np.empty(len(distinct), dtype=np.int64)
+        distinct_rows[known] = self.key_rows[where[known]]
+        new = np.flatnonzero(~known)
+        if len(new) > len(self.free):
+            self._evict(distinct_rows[known], len(new))
+        fresh, self.free = self.free[: len(new)], self.free[len(new) :]
+        self.rows[fresh] = self.project(ids[first[new]])
+        distinct_rows[new] = fresh
+        self.uses[distinct_rows] += np.bincount(inverse, minlength=len(distinct))
+        keys, rows = np.r_[self.keys, distinct[new]], np.r_[self.key_rows, fresh]
+        order = np.argsort(keys, kind="stable")
+        self.keys, self.key_rows = keys[order], rows[order]
+        return distinct_rows[inverse]
+
+    def _evict(self, needed_rows: np.ndarray, room: int) -> None:
+        """Free the least used half of the rows not in ``needed_rows``, at least ``room`` rows.
+
+        Uses are halved after each eviction, so a token's past weighs less
+        and less against what the text reads now.
+        """
+        spare = ~np.isin(self.key_rows, needed_rows)  # (remembered,)
+        by_use = np.flatnonzero(spare)[np.argsort(self.uses[self.key_rows[spare]], kind="stable")]
+        dropped = by_use[: max(room - len(self.free), len(by_use) // 2)]
+        self.free = np.r_[self.free, self.key_rows[dropped]]
+        self.keys, self.key_rows = np.delete(self.keys, dropped), np.delete(self.key_rows, dropped)
+        self.uses //= 2
+
+    def scores(
+        self,
+        ids: np.ndarray,
+        lengths: np.ndarray,
+        activation: Callable[[np.ndarray], np.ndarray],
+        head_W: np.ndarray,
+        head_b: np.ndarray,
+    ) -> np.ndarray | None:
+        """The heads' scores f(z) @ head_W + head_b of every window: shape (T, C').
+
+        ids: shape (T, F), the tokens of the sentences one after another;
+        lengths: shape (S,) tokens per sentence; activation: f, applied in
+        place; head_W: shape (H, C'), head_b: shape (C',). Blocks of windows
+        go from gathered rows to f(z) while they sit in the core's cache,
+        half of them on each of two cores. None when the batch has more
+        distinct tokens than the memory holds.
+        """
+        rows = self.token_rows(ids)
+        if rows is None:
+            return None
+        # Windows of row numbers: window_ids pads with the ids of <s> and </s>, their rows.
+        windows = window_ids(rows, lengths, self.k)  # (T, K)
+        by_position = (windows * self.width + np.arange(self.width)).T.copy()  # (K, T)
+        by_row = self.rows.reshape(-1, self.hidden)  # (R K, H): row r's position j at r K + j
+        h = np.empty((len(rows), self.hidden), dtype=self.rows.dtype)  # (T, H)
+
+        def run(part: slice) -> None:
+            for start in range(part.start, part.stop, BLOCK):
+                stop = min(start + BLOCK, part.stop)
+                # Position-major, (K, n, H): each position's rows contiguous, so the sum
+                # runs over whole rows (a sum over the middle axis of (n, K, H) is twice slower).
+                gathered = np.take(by_row, by_position[:, start:stop], axis=0)
+                activation(np.sum(gathered, axis=0, out=h[start:stop]))  # (n, H)
+
+        in_halves(run, len(rows))
+        # One product for the heads, where BLAS can use both cores itself.
+        scores = h @ head_W  # (T, C')
+        scores += head_b
+        return scores

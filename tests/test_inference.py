@@ -1,0 +1,163 @@
+"""The frozen model's per-token tables against the graph, the reference path."""
+
+import numpy as np
+import pytest
+
+from nerwin.config import Config
+from nerwin.data.features import FEATURES, TokenEncoder, encode_windows
+from nerwin.data.vocab import Vocab
+from nerwin.inference import RESERVED_ROWS, Projections
+from nerwin.model import WindowTagger, init_params
+from nerwin.nn import gates
+from nerwin.train import frequent_tokens
+
+TEXT = [
+    sentence.split()
+    for sentence in (
+        "Peter Blackburn flew to Brussels on Monday .",
+        "The EU said on Thursday it disagreed with German advice .",
+        "Peter",
+        "",
+        "Germany 's representative to the EU 's veterinary committee Werner Zwingmann said .",
+    )
+]
+LABELS = ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
+
+
+def make_model(window: int = 2, activation: str = "tanh", dtype=np.float32) -> WindowTagger:
+    config = Config()
+    config.model.hidden = 12
+    config.model.activation = activation
+    config.features.window = window
+    config.features.suffix_dim = 3
+    config.features.shape_dim = 2
+    tokens = [token for sentence in TEXT[:2] for token in sentence]
+    vocabs = {name: Vocab.build(map(FEATURES[name], tokens))[0] for name in FEATURES}
+    rng = np.random.default_rng(3)
+    params = init_params(config, vocabs, len(LABELS), rng, dtype=dtype)
+    params = {name: p + rng.uniform(-0.3, 0.3, p.shape).astype(dtype) for name, p in params.items()}
+    return WindowTagger(config, vocabs, LABELS, params, rng)
+
+
+def graph_and_frozen(model: WindowTagger, sentences, capacity: int | None = None):
+    """(p_ent, p_tag) from the graph, then from the frozen model, for ``sentences``."""
+    windows = encode_windows(sentences, model.vocabs, model.config.features.window)
+    graph = model.probabilities(model.feeds(windows, np.arange(len(windows))))
+    model.freeze()
+    if capacity is not None:
+        names = list(model.encoder.vocabs)
+        tables = [model.params[f"{name}.table"] for name in names]
+        W, b = model.params["hidden.W"], model.params["hidden.b"]
+        k = model.config.features.window
+        model.projections = Projections(tables, W, b, k, capacity)
+    lengths = np.array([len(s) for s in sentences])
+    ids = model.encoder.ids([token for s in sentences for token in s])
+    return graph, model.token_probabilities(ids, lengths)
+
+
+@pytest.mark.parametrize("window", [0, 1, 2])
+@pytest.mark.parametrize("activation", ["tanh", "relu", "hardtanh"])
+def test_frozen_model_gives_the_graphs_probabilities(window, activation):
+    model = make_model(window, activation, dtype=np.float64)
+    (p_ent, p_tag), (fast_ent, fast_tag) = graph_and_frozen(model, TEXT)
+    assert model.projections.keys.size > 0  # the tables did the work
+    np.testing.assert_allclose(fast_ent, p_ent, atol=1e-12)
+    np.testing.assert_allclose(fast_tag, p_tag, atol=1e-12)
+
+
+def test_frozen_float32_model_within_float32_rounding():
+    model = make_model()
+    (p_ent, p_tag), (fast_ent, fast_tag) = graph_and_frozen(model, TEXT)
+    assert fast_tag.dtype == np.float32
+    np.testing.assert_allclose(fast_ent, p_ent, atol=2e-6)
+    np.testing.assert_allclose(fast_tag, p_tag, atol=2e-6)
+
+
+def test_a_small_memory_evicts_and_still_agrees():
+    model = make_model(dtype=np.float64)
+    sentences = TEXT * 3
+    # Room for 20 tokens: every batch below brings new ones, so rows are reused.
+    windows = encode_windows(sentences, model.vocabs, 2)
+    expected = model.probabilities(model.feeds(windows, np.arange(len(windows))))[1]
+    model.freeze()
+    model.projections = Projections(
+        [model.params[f"{n}.table"] for n in model.encoder.vocabs],
+        model.params["hidden.W"],
+        model.params["hidden.b"],
+        2,
+        capacity=RESERVED_ROWS + 20,
+    )
+    got = []
+    for sentence in sentences:
+        ids = model.encoder.ids(sentence)
+        got.append(model.token_probabilities(ids, np.array([len(sentence)]))[1])
+    np.testing.assert_allclose(np.concatenate(got), expected, atol=1e-12)
+    projections = model.projections
+    assert len(projections.keys) + len(projections.free) == 20
+    assert len(np.unique(projections.key_rows)) == len(projections.key_rows)
+
+
+def test_a_batch_too_big_for_the_memory_falls_back_to_the_graph():
+    model = make_model(dtype=np.float64)
+    (_, p_tag), (_, fast_tag) = graph_and_frozen(model, TEXT, capacity=RESERVED_ROWS + 5)
+    np.testing.assert_allclose(fast_tag, p_tag, atol=1e-12)
+    assert model.projections.keys.size == 0  # nothing was remembered
+
+
+def test_training_unfreezes():
+    model = make_model().freeze()
+    windows = encode_windows(TEXT, model.vocabs, 2)
+    model.loss(model.feeds(windows, np.arange(len(windows)), np.zeros(len(windows), int)))
+    assert model.projections is None
+
+
+def test_freeze_starts_with_the_frequent_training_tokens():
+    model = make_model()
+    model.frequent_tokens = frequent_tokens_of(TEXT[:2])  # all known: one key each
+    model.freeze()
+    assert len(model.projections.keys) == len(set(model.frequent_tokens))
+    rows_before = model.projections.key_rows.copy()
+    model.token_probabilities(model.encoder.ids(["Peter", "EU"]), np.array([2]))
+    np.testing.assert_array_equal(model.projections.key_rows, rows_before)  # both were there
+
+
+def frequent_tokens_of(sentences):
+    from nerwin.data.conll import Sentence
+
+    return frequent_tokens([Sentence(tuple(s), ("O",) * len(s), 1, 0) for s in sentences])
+
+
+def test_frequent_tokens_most_common_first():
+    assert frequent_tokens_of([["a", "b", "b"], ["c", "b", "a"]]) == ["b", "a", "c"]
+    assert frequent_tokens_of([["a", "b", "b"]]) == ["b", "a"]
+
+
+def test_frequent_tokens_survive_save_and_load(tmp_path):
+    model = make_model()
+    model.frequent_tokens = ["EU", "Peter"]
+    model.save(tmp_path)
+    loaded = WindowTagger.load(tmp_path)
+    assert loaded.frequent_tokens == ["EU", "Peter"]
+    assert loaded.projections is not None
+
+
+@pytest.mark.parametrize("gate", [gates.Tanh, gates.ReLU, gates.HardTanh])
+def test_activation_apply_is_forward_in_place(gate):
+    z = np.linspace(-50, 50, 20001, dtype=np.float32)
+    expected = gate().forward(z.copy())
+    out = gate.apply(z)
+    assert out is z
+    np.testing.assert_allclose(out, expected, atol=2e-7, rtol=0)
+
+
+@pytest.mark.parametrize("capacity", [0, 4, 1 << 16])
+def test_token_encoder_ids_whatever_it_remembers(capacity):
+    vocabs = {name: Vocab.build(map(fn, TEXT[0]))[0] for name, fn in FEATURES.items()}
+    encoder = TokenEncoder(vocabs, capacity)
+    for sentence in TEXT + TEXT:
+        ids = encoder.ids(sentence)
+        expected = np.stack(
+            [vocabs[name].encode(map(FEATURES[name], sentence)) for name in vocabs], axis=1
+        ).reshape(len(sentence), len(vocabs))
+        np.testing.assert_array_equal(ids, expected)
+    assert len(encoder.rows) <= capacity
