@@ -68,6 +68,7 @@ def main() -> None:
         sentences[i : i + SENTENCES_PER_BATCH]
         for i in range(0, len(sentences), SENTENCES_PER_BATCH)
     ]
+    model.freeze()  # as `nerwin predict` loads it
     profiled(
         f"prediction, {sum(map(len, sentences))} tokens",
         lambda: [tag_batch(model, batch) for batch in batches],

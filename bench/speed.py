@@ -3,18 +3,30 @@
     python bench/speed.py                  # what `make bench` runs: 3 repeats, medians
     python bench/speed.py --repeats 1 --epochs 3
 
-Each repeat runs each side in a child process of its own (so its peak RSS
-is its own) on CoNLL-2003 from ../shared/data/conll2003 (the sample data,
-with a warning, when that is absent), with configs/conll2003.yaml:
+Each repeat runs each side's training in a child process of its own (so
+its peak RSS is its own) on CoNLL-2003 from ../shared/data/conll2003 (the
+sample data, with a warning, when that is absent), with
+configs/conll2003.yaml:
 
 - training: tokens/s over full epochs at the config's batch size (data
   loading excluded; the dev evaluation after each epoch timed apart);
 - the dev F1 after each epoch, hence the training time to reach a fixed dev
   F1: the lower of the two sides' best dev F1, minus 0.5;
-- prediction on eng.testb with the model in memory: the network alone
-  (windows already built), and from raw tokens to tags (windows, network,
-  Viterbi), 512 sentences a batch as `nerwin predict` does;
-- peak RSS (getrusage) and the threads each side used.
+- peak RSS (getrusage) at the end of training, and the threads each side used.
+
+Then a prediction child loads the model nerwin just trained and builds the
+PyTorch network from the same weights, and times both on eng.testb in
+turns, 5 rounds, medians, so a noisy neighbour slows both alike:
+
+- the network alone, each side's input already built from the tokens
+  (windows of ids for torch's nn.Embedding, token ids for nerwin's per-token
+  tables);
+- raw tokens to tags (features, network, Viterbi), 512 sentences a batch as
+  `nerwin predict` does, both sides with nerwin's token encoder and decoder.
+
+nerwin is frozen afresh before each pass, as a model just loaded: its tables
+hold the frequent training tokens and meet the rest of eng.testb for the
+first time.
 
 The parent also measures float32 GEMM GFLOP/s at the hidden layer's shapes,
 the hardware limit for context. It prints one table and writes
@@ -40,6 +52,7 @@ from report import machine, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 SENTENCES_PER_BATCH = 512  # as nerwin.predict tags
+IDLE = 0.5  # s before each timed prediction pass: the other side's idle threads stop spinning
 
 
 # -- the child: one side, one repeat --------------------------------------------------
@@ -51,13 +64,22 @@ def _threads() -> dict:
     return {pool["internal_api"]: pool["num_threads"] for pool in threadpool_info()}
 
 
-def run_side(side: str, config_path: str, data_dir: str, epochs: int, overrides: list[str]) -> dict:
-    """Train ``epochs`` epochs and time prediction; the figures as a dict."""
+def run_side(
+    side: str,
+    config_path: str,
+    data_dir: str,
+    epochs: int,
+    overrides: list[str],
+    save: str | None = None,
+) -> dict:
+    """Train ``epochs`` epochs, timing each and the dev F1 after it; the figures as a dict.
+
+    nerwin's model is saved to ``save`` when given, for the prediction child.
+    """
     from nerwin.checkpoint import Progress
     from nerwin.config import load_config
-    from nerwin.data.features import encode_windows
-    from nerwin.predict import evaluate, tag_batch
-    from nerwin.train import make_optimizer, prepare, read_split, train_epoch
+    from nerwin.predict import evaluate
+    from nerwin.train import make_optimizer, prepare, train_epoch
 
     with tempfile.TemporaryDirectory() as output:
         config = load_config(
@@ -66,8 +88,6 @@ def run_side(side: str, config_path: str, data_dir: str, epochs: int, overrides:
         )
     rng = np.random.default_rng(config.train.seed)
     model, data = prepare(config, rng)
-    test = read_split(config, "test") or data.dev
-    tokens = [s.tokens for s in test]
     if side == "torch":
         import torch
         from torch_reference import TorchTrainer
@@ -75,7 +95,6 @@ def run_side(side: str, config_path: str, data_dir: str, epochs: int, overrides:
         torch.set_num_threads(max(_threads().values()))  # as many as numpy's BLAS uses
         trainer = TorchTrainer(model, data, config.train.seed)
         step = trainer.train_epoch
-        probabilities = trainer.probabilities
 
         def dev_f1() -> float:
             from nerwin.metrics import entity_scores
@@ -84,28 +103,18 @@ def run_side(side: str, config_path: str, data_dir: str, epochs: int, overrides:
             for start in range(0, len(data.dev), SENTENCES_PER_BATCH):
                 chunk = [s.tokens for s in data.dev[start : start + SENTENCES_PER_BATCH]]
                 pred += trainer.tag(
-                    chunk, model.vocabs, config.features.window, config.model.decode
+                    chunk, model.encoder, config.features.window, config.model.decode
                 )
             return entity_scores([list(s.tags) for s in data.dev], pred)["micro"]["f1"]
-
-        def tag(chunk):
-            return trainer.tag(chunk, model.vocabs, config.features.window, config.model.decode)
 
     else:
         optimizer = make_optimizer(config.train, model.params)
 
         def step() -> float:
-            progress = Progress()
-            return train_epoch(model, optimizer, data, rng, progress, lambda: None)
-
-        def probabilities(ids):
-            return model.probabilities({f"{name}_ids": a for name, a in ids.items()})
+            return train_epoch(model, optimizer, data, rng, Progress(), lambda: None)
 
         def dev_f1() -> float:
             return evaluate(model, data.dev)["entity"]["micro"]["f1"]
-
-        def tag(chunk):
-            return tag_batch(model, chunk)
 
     curve = []
     train_seconds = 0.0
@@ -124,21 +133,9 @@ def run_side(side: str, config_path: str, data_dir: str, epochs: int, overrides:
                 "dev_f1": 100 * f1,
             }
         )
-
-    chunks = [
-        tokens[i : i + SENTENCES_PER_BATCH] for i in range(0, len(tokens), SENTENCES_PER_BATCH)
-    ]
-    built = [encode_windows(chunk, model.vocabs, config.features.window) for chunk in chunks]
-    names = list(model.vocabs)
-    started = time.perf_counter()
-    for windows in built:
-        probabilities({name: windows.ids[name] for name in names})
-    network_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    for chunk in chunks:
-        tag(chunk)
-    tags_seconds = time.perf_counter() - started
-    test_tokens = sum(len(t) for t in tokens)
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if save and side != "torch":
+        model.save(save)
     return {
         "side": side,
         "train_tokens": len(data.windows),
@@ -147,10 +144,75 @@ def run_side(side: str, config_path: str, data_dir: str, epochs: int, overrides:
         "train_tokens_per_s": len(data.windows)
         / statistics.median(c["epoch_seconds"] for c in curve),
         "dev_eval_seconds": statistics.median(c["dev_seconds"] for c in curve),
-        "predict_network_tokens_per_s": test_tokens / network_seconds,
-        "predict_tokens_per_s": test_tokens / tags_seconds,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb,
         "threads": _threads() | ({"torch": torch.get_num_threads()} if side == "torch" else {}),
+    }
+
+
+def run_prediction(model_dir: str, config_path: str, data_dir: str, rounds: int) -> dict:
+    """Prediction tokens/s of nerwin and of torch on the same weights, in turns; medians."""
+    from nerwin.config import load_config
+    from nerwin.model import WindowTagger
+    from nerwin.predict import tag_batch
+    from nerwin.train import read_split
+
+    model = WindowTagger.load(model_dir)
+    config = load_config(REPO / config_path, (f"data.dir={data_dir}",))
+    tokens = [s.tokens for s in read_split(config, "test") or read_split(config, "dev")]
+    chunks = [
+        tokens[i : i + SENTENCES_PER_BATCH] for i in range(0, len(tokens), SENTENCES_PER_BATCH)
+    ]
+    k, decode = model.config.features.window, model.config.model.decode
+    sides = {}
+
+    def nerwin_network(chunk):  # token ids and sentence lengths, what the tables read
+        ids = model.encoder.ids([token for tokens in chunk for token in tokens])
+        lengths = np.array([len(tokens) for tokens in chunk])
+        return lambda: model.token_probabilities(ids, lengths)
+
+    sides["nerwin"] = (model.freeze, nerwin_network, lambda chunk: tag_batch(model, chunk))
+    if importlib.util.find_spec("torch"):
+        import torch
+        from torch_reference import TorchTagger, TorchWindowTagger
+
+        torch.set_num_threads(max(_threads().values()))
+        reference = TorchTagger(TorchWindowTagger(model), model.labels)
+
+        def torch_network(chunk):  # windows of ids, what nn.Embedding reads
+            windows = model.encoder.windows(chunk, k)
+            ids = {name: windows.ids[name] for name in reference.model.names}
+            return lambda: reference.probabilities(ids)
+
+        def torch_tags(chunk):
+            return reference.tag(chunk, model.encoder, k, decode)
+
+        sides["torch"] = (lambda: None, torch_network, torch_tags)
+    test_tokens = sum(len(t) for t in tokens)
+    rates: dict[str, dict[str, list[float]]] = {side: {"network": [], "tags": []} for side in sides}
+    for round_ in range(rounds):
+        order = list(sides) if round_ % 2 == 0 else list(reversed(sides))
+        for side in order:
+            fresh, network, tags = sides[side]
+            passes = [network(chunk) for chunk in chunks]
+            fresh()
+            time.sleep(IDLE)
+            started = time.perf_counter()
+            for one_pass in passes:
+                one_pass()
+            rates[side]["network"].append(test_tokens / (time.perf_counter() - started))
+            fresh()
+            time.sleep(IDLE)
+            started = time.perf_counter()
+            for chunk in chunks:
+                tags(chunk)
+            rates[side]["tags"].append(test_tokens / (time.perf_counter() - started))
+    return {
+        side: {
+            "predict_network_tokens_per_s": statistics.median(r["network"]),
+            "predict_tokens_per_s": statistics.median(r["tags"]),
+            "rounds": r,
+        }
+        for side, r in rates.items()
     }
 
 
@@ -179,12 +241,22 @@ def gemm_gflops(batch: int, width: int, hidden: int, repeats: int = 50) -> float
 OWN = "nerwin, own settings"  # nerwin free to choose batch size and rate, for time to F1
 
 
-def run_child(side: str, args) -> dict:
+def run_child(side: str, args, save: str | None = None) -> dict:
     child = "torch" if side == "torch" else "nerwin"
     command = [sys.executable, __file__, "--child", child, "--config", args.config,
                "--data", args.data, "--epochs", str(args.epochs)]  # fmt: skip
     for override in args.own if side == OWN else []:
         command += ["--set", override]
+    return _last_json(command + (["--save", save] if save else []))
+
+
+def run_prediction_child(model_dir: str, args) -> dict:
+    command = [sys.executable, __file__, "--child", "predict", "--model", model_dir,
+               "--config", args.config, "--data", args.data]  # fmt: skip
+    return _last_json(command + ["--rounds", str(args.rounds)])
+
+
+def _last_json(command: list[str]) -> dict:
     result = subprocess.run(command, check=True, capture_output=True, text=True, cwd=REPO)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -203,13 +275,21 @@ def summarise(runs: list[dict], target: float) -> dict:
     return {
         "train_tokens_per_s": median("train_tokens_per_s"),
         "dev_eval_seconds": median("dev_eval_seconds"),
-        "predict_network_tokens_per_s": median("predict_network_tokens_per_s"),
-        "predict_tokens_per_s": median("predict_tokens_per_s"),
         "seconds_to_target_f1": statistics.median(reached) if None not in reached else None,
         "best_dev_f1": statistics.median(max(c["dev_f1"] for c in r["curve"]) for r in runs),
         "peak_rss_mb": median("peak_rss_mb"),
         "threads": runs[0]["threads"],
     }
+
+
+PREDICTION = ("predict_network_tokens_per_s", "predict_tokens_per_s")
+
+
+def summarise_prediction(runs: list[dict], side: str) -> dict:
+    """Medians over the repeats of each prediction child's medians; None if a side is absent."""
+    if side not in runs[0]:
+        return dict.fromkeys(PREDICTION)
+    return {key: statistics.median(run[side][key] for run in runs) for key in PREDICTION}
 
 
 ROWS = [
@@ -219,7 +299,7 @@ ROWS = [
     ("prediction, tokens to tags, tokens/s", "predict_tokens_per_s", "{:,.0f}"),
     ("best dev F1 in the epochs run", "best_dev_f1", "{:.2f}"),
     ("training s to the target dev F1", "seconds_to_target_f1", "{:.1f}"),
-    ("peak RSS, MB", "peak_rss_mb", "{:.0f}"),
+    ("peak RSS while training, MB", "peak_rss_mb", "{:.0f}"),
 ]
 
 
@@ -254,7 +334,10 @@ def markdown(results: dict) -> str:
             "",
             f"Measured {results['date']} on {results['machine']} by `make bench`",
             f"(`{results['command']}`): medians of {results['repeats']} runs per side, each in its"
-            f" own process, {results['epochs']} epochs each, on {results['data']}.",
+            f" own process, {results['epochs']} epochs each, on {results['data']}. Prediction:"
+            f" after each repeat, nerwin's model and a PyTorch network with its weights timed"
+            f" in turns in one process, the median of {results['rounds']} rounds; the column of"
+            " nerwin's own settings would run the same prediction code.",
             f"Target dev F1 for the time comparison: {results['target_f1']:.2f}, the lower best"
             f" dev F1 of torch and of nerwin with its own settings ({', '.join(results['own'])}),"
             " minus 0.5.",
@@ -278,7 +361,10 @@ def main() -> None:
     parser.add_argument("--own", action="append", default=None, metavar="KEY=VALUE",
                         help="nerwin's own settings for the time to the target F1"
                         " (default: train.batch_size=512, train.lr=0.003)")  # fmt: skip
-    parser.add_argument("--child", choices=["nerwin", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=5, help="prediction rounds per repeat")
+    parser.add_argument("--child", choices=["nerwin", "torch", "predict"], help=argparse.SUPPRESS)
+    parser.add_argument("--save", help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--json", default="bench/results/speed.json")
     parser.add_argument("--markdown", default="docs/RESULTS.md")
     parser.add_argument(
@@ -286,8 +372,14 @@ def main() -> None:
     )
     args = parser.parse_args()
     args.own = args.own or ["train.batch_size=512", "train.lr=0.003"]
+    if args.child == "predict":
+        print(json.dumps(run_prediction(args.model, args.config, args.data, args.rounds)))
+        return
     if args.child:
-        print(json.dumps(run_side(args.child, args.config, args.data, args.epochs, args.child_set)))
+        figures = run_side(
+            args.child, args.config, args.data, args.epochs, args.child_set, args.save
+        )
+        print(json.dumps(figures))
         return
     if not (Path(args.data) / "eng.train").is_file():
         print(
@@ -296,13 +388,21 @@ def main() -> None:
         args.data, args.config = str(REPO / "data" / "sample"), "configs/sample.yaml"
     sides = ["nerwin", OWN] + (["torch"] if importlib.util.find_spec("torch") else [])
     runs: dict[str, list[dict]] = {side: [] for side in sides}
-    for repeat in range(args.repeats):
-        for side in sides:
-            print(f"repeat {repeat + 1}/{args.repeats}: {side}", file=sys.stderr)
-            runs[side].append(run_child(side, args))
+    predictions: list[dict] = []
+    with tempfile.TemporaryDirectory() as models:
+        for repeat in range(args.repeats):
+            for side in sides:
+                print(f"repeat {repeat + 1}/{args.repeats}: {side}", file=sys.stderr)
+                save = f"{models}/{repeat}" if side == "nerwin" else None
+                runs[side].append(run_child(side, args, save))
+            print(f"repeat {repeat + 1}/{args.repeats}: prediction", file=sys.stderr)
+            predictions.append(run_prediction_child(f"{models}/{repeat}", args))
     best = {side: max(max(c["dev_f1"] for c in r["curve"]) for r in runs[side]) for side in sides}
     target = min(best[side] for side in sides if side != "nerwin") - 0.5
-    summaries = {side: summarise(runs[side], target) for side in sides}
+    summaries = {
+        side: summarise(runs[side], target) | summarise_prediction(predictions, side)
+        for side in sides
+    }
     first = runs["nerwin"][0]
     from nerwin.config import load_config
     from nerwin.model import feature_dims
@@ -321,8 +421,10 @@ def main() -> None:
         "own": args.own,
         "epochs": args.epochs,
         "target_f1": target,
+        "rounds": args.rounds,
         "sides": summaries,
         "runs": runs,
+        "predictions": predictions,
         "gemm": {
             "shape": f"batch {first['batch_size']}, {width} -> {config.model.hidden}",
             "gflops": gflops,

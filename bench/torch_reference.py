@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nerwin.data.features import encode_windows
+from nerwin.data.features import TokenEncoder
 from nerwin.decode import decode_batch
 from nerwin.model import WindowTagger, feature_dims
 from nerwin.train import TrainingData
@@ -58,14 +58,34 @@ class TorchWindowTagger(nn.Module):
         return self.binary(h).squeeze(1), self.tag(h)
 
 
-class TorchTrainer:
+class TorchTagger:
+    """Prediction with a ``TorchWindowTagger``: probabilities and decoded tags."""
+
+    def __init__(self, model: TorchWindowTagger, labels: list[str]):
+        self.model = model
+        self.labels = labels
+
+    @torch.no_grad()
+    def probabilities(self, ids: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(p_ent (B,), p_tag (B, C)) as numpy, dropout off."""
+        self.model.eval()
+        s, o = self.model({name: torch.from_numpy(a) for name, a in ids.items()})
+        return torch.sigmoid(s).numpy(), torch.softmax(o, dim=1).numpy()
+
+    def tag(self, token_lists, encoder: TokenEncoder, window: int, method: str) -> list[list[str]]:
+        """Tokens to tags for a batch of sentences, windows and decoding done by nerwin's code."""
+        windows = encoder.windows(token_lists, window)
+        _, p_tag = self.probabilities({name: windows.ids[name] for name in self.model.names})
+        return decode_batch(p_tag, windows.sentence_starts, self.labels, method)
+
+
+class TorchTrainer(TorchTagger):
     """Adam for dense parameters, SparseAdam for embeddings; nerwin's batches and word dropout."""
 
     def __init__(self, reference: WindowTagger, data: TrainingData, seed: int):
+        super().__init__(TorchWindowTagger(reference), reference.labels)
         self.config = reference.config
-        self.model = TorchWindowTagger(reference)
         self.data = data
-        self.labels = reference.labels
         self.o_index = reference.labels.index("O")
         lr = self.config.train.lr
         sparse = [e.weight for e in self.model.embeddings.values()]
@@ -107,16 +127,3 @@ class TorchTrainer:
             total += float(loss)
             batches += 1
         return total / batches
-
-    @torch.no_grad()
-    def probabilities(self, ids: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """(p_ent (B,), p_tag (B, C)) as numpy, dropout off."""
-        self.model.eval()
-        s, o = self.model({name: torch.from_numpy(a) for name, a in ids.items()})
-        return torch.sigmoid(s).numpy(), torch.softmax(o, dim=1).numpy()
-
-    def tag(self, token_lists, vocabs, window: int, method: str) -> list[list[str]]:
-        """Tokens to tags for a batch of sentences, windows and decoding done by nerwin's code."""
-        windows = encode_windows(token_lists, vocabs, window)
-        _, p_tag = self.probabilities({name: windows.ids[name] for name in self.model.names})
-        return decode_batch(p_tag, windows.sentence_starts, self.labels, method)

@@ -28,7 +28,7 @@ from nerwin.data.features import window_ids
 from nerwin.data.vocab import Vocab
 from nerwin.nn.gates import in_halves
 
-RESERVED_ROWS = 3  # rows 0, 1, 2: the token whose every feature is <unk>, <s>, </s>
+RESERVED_ROWS = 3  # rows 1 and 2 hold <s> and </s>, at the ids window_ids pads with
 BLOCK = 128  # windows summed per step: their gathered rows stay in the core's cache
 
 
@@ -55,9 +55,8 @@ class Projections:
         )
         self.radix = np.cumprod([1] + [len(t) for t in tables[:-1]], dtype=np.int64)  # (F,)
         self.capacity = capacity
-        # Written through once now, so no batch pays for the page faults of its first rows.
-        self.rows = np.zeros((capacity, width * hidden), dtype=W.dtype)  # (R, K H)
-        self.rows.fill(0.0)
+        self.rows = np.empty((capacity, width * hidden), dtype=W.dtype)  # (R, K H)
+        self.rows.fill(0.0)  # touched once now: no batch pays the page faults of its rows
         reserved = np.array([[Vocab.unk_id], [Vocab.bos_id], [Vocab.eos_id]]).repeat(len(tables), 1)
         self.rows[:RESERVED_ROWS] = self.project(reserved)
         self.keys = np.zeros(0, dtype=np.int64)  # sorted keys of the remembered tokens
