@@ -82,10 +82,11 @@ def tag_batch(model: WindowTagger, token_lists: Sequence[Sequence[str]]) -> list
     p_ent, p_tag = model.token_probabilities(ids, lengths)
     bounds = np.r_[0, np.cumsum(lengths)]
     tags = decode_batch(p_tag, bounds, model.labels, model.config.model.decode)
+    starts = bounds.tolist()  # Python ints slice faster than numpy's
     return [
         Tagged(tokens, sentence_tags, p_tag[a:b], p_ent[a:b])
         for tokens, sentence_tags, a, b in zip(
-            token_lists, tags, bounds[:-1], bounds[1:], strict=True
+            token_lists, tags, starts[:-1], starts[1:], strict=True
         )
     ]
 
