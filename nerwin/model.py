@@ -190,10 +190,11 @@ class WindowTagger:
             self.projections = None  # the parameters are about to change
 
     def freeze(self) -> WindowTagger:
-        """Promise the parameters stay as they are: prediction then reads the hidden layer
-        from per-token tables (``nerwin.inference``). Training again undoes it.
+        """From now on, predict with the hidden layer read from per-token tables.
 
-        The tables start with the most frequent training tokens, as Chen &
+        The tables (``nerwin.inference``) hold what the parameters give now,
+        so they must stay as they are: any training step unfreezes the model.
+        They start with the most frequent training tokens, as Chen &
         Manning's did, so most tokens of new text are found there.
         """
         tables = [self.params[f"{name}.table"] for name in self.encoder.vocabs]
@@ -307,8 +308,10 @@ class WindowTagger:
 
     @classmethod
     def load(cls, directory: str | Path) -> WindowTagger:
-        """Read a model directory, frozen for prediction; ModelError if it is missing, damaged
-        or of another version."""
+        """Read a model directory, frozen for prediction.
+
+        ModelError if it is missing, damaged or of another version.
+        """
         directory = Path(directory)
         meta_path, weights_path = directory / "model.json", directory / "weights.npz"
         if not meta_path.is_file() or not weights_path.is_file():
