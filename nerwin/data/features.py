@@ -133,15 +133,15 @@ class TokenEncoder:
         if len(self.rows) + len(new) > self.capacity:
             self.rows.clear()
             new = list(distinct)
-        if len(new) > self.capacity:  # too many to remember: look up this batch alone
-            rows = dict(zip(new, range(len(new)), strict=True))
-            index = np.fromiter(map(rows.__getitem__, tokens), dtype=np.int64, count=len(tokens))
-            return self._feature_ids(new)[index]
-        start = len(self.rows)
-        self.table[start : start + len(new)] = self._feature_ids(new)
-        self.rows.update(zip(new, range(start, start + len(new)), strict=True))
-        index = np.fromiter(map(self.rows.__getitem__, tokens), dtype=np.int64, count=len(tokens))
-        return self.table[index]
+        if len(new) > self.capacity:  # too many to remember: this batch on its own
+            rows, table = dict(zip(new, range(len(new)), strict=True)), self._feature_ids(new)
+        else:
+            start = len(self.rows)
+            self.table[start : start + len(new)] = self._feature_ids(new)
+            self.rows.update(zip(new, range(start, start + len(new)), strict=True))
+            rows, table = self.rows, self.table
+        index = np.fromiter(map(rows.__getitem__, tokens), dtype=np.int64, count=len(tokens))
+        return table[index]
 
     def _feature_ids(self, strings: list[str]) -> np.ndarray:
         """strings: U distinct strings -> shape (U, F), every feature computed and looked up."""
