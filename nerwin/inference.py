@@ -20,6 +20,7 @@ F features, D the sum of their embedding sizes, U distinct tokens.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -32,6 +33,11 @@ RESERVED_ROWS = 3  # rows 1 and 2 hold <s> and </s>, at the ids window_ids pads 
 BLOCK = 128  # windows summed per step: their gathered rows stay in the core's cache
 
 
+def keyable(tables: list[np.ndarray]) -> bool:
+    """Whether one int64 can number every combination of the tables' ids (a token's key)."""
+    return math.prod(len(table) for table in tables) < 2**63
+
+
 class Projections:
     """Each distinct token's [W_0 x_t, ..., W_{K-1} x_t], with b folded into the centre.
 
@@ -40,7 +46,7 @@ class Projections:
     read when a token is first seen, so the parameters must not change
     while this object is in use. At most ``capacity`` rows are kept (K H
     floats each); when a batch brings more new tokens than fit, the least
-    used ones make room.
+    used ones make room. The tables must be ``keyable``.
     """
 
     def __init__(

@@ -28,7 +28,7 @@ from nerwin.data.features import FEATURES, TokenEncoder, Windows, encode_windows
 from nerwin.data.tokenize import DEFAULT_PATTERN
 from nerwin.data.vocab import Vocab
 from nerwin.errors import ConfigError, ModelError
-from nerwin.inference import Projections
+from nerwin.inference import Projections, keyable
 from nerwin.nn import gates
 from nerwin.nn.gates import log_softmax, softmax
 from nerwin.nn.gradcheck import Check, check_arrays
@@ -198,6 +198,8 @@ class WindowTagger:
         Manning's did, so most tokens of new text are found there.
         """
         tables = [self.params[f"{name}.table"] for name in self.encoder.vocabs]
+        if not keyable(tables):  # vocabularies beyond any real model's: stay with the graph
+            return self
         W, b = self.params["hidden.W"], self.params["hidden.b"]
         self.projections = Projections(tables, W, b, self.config.features.window)
         preload = self.frequent_tokens[: self.projections.capacity // 2]

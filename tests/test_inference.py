@@ -6,7 +6,7 @@ import pytest
 from nerwin.config import Config
 from nerwin.data.features import FEATURES, TokenEncoder, encode_windows
 from nerwin.data.vocab import Vocab
-from nerwin.inference import RESERVED_ROWS, Projections
+from nerwin.inference import RESERVED_ROWS, Projections, keyable
 from nerwin.model import WindowTagger, init_params
 from nerwin.nn import gates
 from nerwin.train import frequent_tokens
@@ -161,3 +161,9 @@ def test_token_encoder_ids_whatever_it_remembers(capacity):
         ).reshape(len(sentence), len(vocabs))
         np.testing.assert_array_equal(ids, expected)
     assert len(encoder.rows) <= capacity
+
+
+def test_tokens_keyed_by_one_int64_only_when_the_vocabularies_allow():
+    tables = [np.empty((n, 0)) for n in (400_000, 8, 3_000, 300)]  # only their lengths count
+    assert keyable(tables)
+    assert not keyable([*tables, np.empty((10**7, 0))])
