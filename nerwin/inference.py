@@ -29,6 +29,7 @@ from nerwin.data.features import window_ids
 from nerwin.data.vocab import Vocab
 from nerwin.nn.gates import in_halves
 
+CAPACITY = 8192  # rows of the table: 49 MB at the GloVe config's 5 x 300 floats a row
 RESERVED_ROWS = 3  # rows 1 and 2 hold <s> and </s>, at the ids window_ids pads with
 BLOCK = 128  # windows summed per step: their gathered rows stay in the core's cache
 
@@ -50,7 +51,12 @@ class Projections:
     """
 
     def __init__(
-        self, tables: list[np.ndarray], W: np.ndarray, b: np.ndarray, k: int, capacity: int = 8192
+        self,
+        tables: list[np.ndarray],
+        W: np.ndarray,
+        b: np.ndarray,
+        k: int,
+        capacity: int = CAPACITY,
     ):
         width = 2 * k + 1
         hidden, dims = W.shape[0], sum(t.shape[1] for t in tables)
@@ -60,7 +66,6 @@ class Projections:
             W.reshape(hidden, width, dims).transpose(2, 1, 0).reshape(dims, width * hidden)
         )
         self.radix = np.cumprod([1] + [len(t) for t in tables[:-1]], dtype=np.int64)  # (F,)
-        self.capacity = capacity
         self.rows = np.empty((capacity, width * hidden), dtype=W.dtype)  # (R, K H)
         self.rows.fill(0.0)  # touched once now: no batch pays the page faults of its rows
         reserved = np.array([[Vocab.unk_id], [Vocab.bos_id], [Vocab.eos_id]]).repeat(len(tables), 1)
@@ -69,6 +74,10 @@ class Projections:
         self.key_rows = np.zeros(0, dtype=np.int64)  # the row of each key
         self.free = np.arange(RESERVED_ROWS, capacity)  # rows holding no token
         self.uses = np.zeros(capacity, dtype=np.int64)  # tokens read from each row, aged
+
+    @property
+    def capacity(self) -> int:
+        return len(self.rows)
 
     def project(self, ids: np.ndarray) -> np.ndarray:
         """ids: shape (U, F) -> shape (U, K H), each token's contribution at every position."""

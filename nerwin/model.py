@@ -28,7 +28,7 @@ from nerwin.data.features import FEATURES, TokenEncoder, Windows, encode_windows
 from nerwin.data.tokenize import DEFAULT_PATTERN
 from nerwin.data.vocab import Vocab
 from nerwin.errors import ConfigError, ModelError
-from nerwin.inference import Projections, keyable
+from nerwin.inference import CAPACITY, Projections, keyable
 from nerwin.nn import gates
 from nerwin.nn.gates import log_softmax, softmax
 from nerwin.nn.gradcheck import Check, check_arrays
@@ -189,19 +189,20 @@ class WindowTagger:
         if training:
             self.projections = None  # the parameters are about to change
 
-    def freeze(self) -> WindowTagger:
+    def freeze(self, capacity: int = CAPACITY) -> WindowTagger:
         """From now on, predict with the hidden layer read from per-token tables.
 
         The tables (``nerwin.inference``) hold what the parameters give now,
         so they must stay as they are: any training step unfreezes the model.
-        They start with the most frequent training tokens, as Chen &
-        Manning's did, so most tokens of new text are found there.
+        They hold ``capacity`` tokens and start with the most frequent
+        training tokens, as Chen & Manning's did, so most tokens of new text
+        are found there.
         """
         tables = [self.params[f"{name}.table"] for name in self.encoder.vocabs]
         if not keyable(tables):  # vocabularies beyond any real model's: stay with the graph
             return self
         W, b = self.params["hidden.W"], self.params["hidden.b"]
-        self.projections = Projections(tables, W, b, self.config.features.window)
+        self.projections = Projections(tables, W, b, self.config.features.window, capacity)
         preload = self.frequent_tokens[: self.projections.capacity // 2]
         self.projections.token_rows(self.encoder.ids(preload))
         return self

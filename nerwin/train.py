@@ -254,9 +254,7 @@ def resume(run_dir: str | Path, log: Callable[[str], None] = print) -> Run:
 
 def calibrate_on(model: WindowTagger, sentences: list[Sentence]) -> float:
     """Fit the tag head's temperature on the tokens of ``sentences`` whose tag the model knows."""
-    windows = encode_windows(
-        [s.tokens for s in sentences], model.vocabs, model.config.features.window
-    )
+    windows = model.encoder.windows([s.tokens for s in sentences], model.config.features.window)
     index = {label: i for i, label in enumerate(model.labels)}
     gold = np.array([index.get(tag, -1) for s in sentences for tag in s.tags])
     known = np.flatnonzero(gold >= 0)

@@ -6,7 +6,7 @@ import pytest
 from nerwin.config import Config
 from nerwin.data.features import FEATURES, TokenEncoder, encode_windows
 from nerwin.data.vocab import Vocab
-from nerwin.inference import RESERVED_ROWS, Projections, keyable
+from nerwin.inference import CAPACITY, RESERVED_ROWS, keyable
 from nerwin.model import WindowTagger, init_params
 from nerwin.nn import gates
 from nerwin.train import frequent_tokens
@@ -39,17 +39,11 @@ def make_model(window: int = 2, activation: str = "tanh", dtype=np.float32) -> W
     return WindowTagger(config, vocabs, LABELS, params, rng)
 
 
-def graph_and_frozen(model: WindowTagger, sentences, capacity: int | None = None):
+def graph_and_frozen(model: WindowTagger, sentences, capacity: int = CAPACITY):
     """(p_ent, p_tag) from the graph, then from the frozen model, for ``sentences``."""
     windows = encode_windows(sentences, model.vocabs, model.config.features.window)
     graph = model.probabilities(model.feeds(windows, np.arange(len(windows))))
-    model.freeze()
-    if capacity is not None:
-        names = list(model.encoder.vocabs)
-        tables = [model.params[f"{name}.table"] for name in names]
-        W, b = model.params["hidden.W"], model.params["hidden.b"]
-        k = model.config.features.window
-        model.projections = Projections(tables, W, b, k, capacity)
+    model.freeze(capacity)
     lengths = np.array([len(s) for s in sentences])
     ids = model.encoder.ids([token for s in sentences for token in s])
     return graph, model.token_probabilities(ids, lengths)
@@ -79,14 +73,7 @@ def test_a_small_memory_evicts_and_still_agrees():
     # Room for 20 tokens: every batch below brings new ones, so rows are reused.
     windows = encode_windows(sentences, model.vocabs, 2)
     expected = model.probabilities(model.feeds(windows, np.arange(len(windows))))[1]
-    model.freeze()
-    model.projections = Projections(
-        [model.params[f"{n}.table"] for n in model.encoder.vocabs],
-        model.params["hidden.W"],
-        model.params["hidden.b"],
-        2,
-        capacity=RESERVED_ROWS + 20,
-    )
+    model.freeze(capacity=RESERVED_ROWS + 20)
     got = []
     for sentence in sentences:
         ids = model.encoder.ids(sentence)

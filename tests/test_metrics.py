@@ -103,13 +103,19 @@ def counted_micro_scores(gold, pred) -> tuple[float, float]:
     return precision, recall
 
 
-def test_seqeval_agrees_with_independent_span_counting_on_random_tags():
+def random_tag_pairs(seed: int, trials: int = 50):
+    """``trials`` (gold, pred) pairs of 4 random sentences each, "O" three times as likely."""
     tag_set = ["O", "O", "O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
-    rng = np.random.default_rng(0)
-    for _ in range(50):
+    rng = np.random.default_rng(seed)
+    for _ in range(trials):
         lengths = rng.integers(1, 12, size=4)
         gold = [list(rng.choice(tag_set, size=n)) for n in lengths]
         pred = [list(rng.choice(tag_set, size=n)) for n in lengths]
+        yield gold, pred
+
+
+def test_seqeval_agrees_with_independent_span_counting_on_random_tags():
+    for gold, pred in random_tag_pairs(seed=0):
         if not any(spans(s) for s in gold + pred):
             continue
         micro = entity_scores(gold, pred)["micro"]
@@ -304,12 +310,7 @@ def test_conlleval_brackets_are_one_token_chunks():
 
 
 def test_conlleval_agrees_with_seqeval_on_random_tags():
-    tag_set = ["O", "O", "O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
-    rng = np.random.default_rng(1)
-    for _ in range(50):
-        lengths = rng.integers(1, 12, size=4)
-        gold = [list(rng.choice(tag_set, size=n)) for n in lengths]
-        pred = [list(rng.choice(tag_set, size=n)) for n in lengths]
+    for gold, pred in random_tag_pairs(seed=1):
         counts = conlleval_counts(gold, pred)
         micro = entity_scores(gold, pred)["micro"]
         gold_count, found, correct = (counts[f"{k}_phrases"] for k in ("gold", "found", "correct"))
