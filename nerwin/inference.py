@@ -30,7 +30,7 @@ from nerwin.data.vocab import Vocab
 from nerwin.nn.gates import in_halves
 
 CAPACITY = 8192  # rows of the table: 49 MB at the GloVe config's 5 x 300 floats a row
-RESERVED_ROWS = 3  # rows 1 and 2 hold <s> and </s>, at the ids window_ids pads with
+RESERVED_ROWS = 3  # rows 0-2 at the ids of <unk>, <s>, </s>: window_ids pads with 1 and 2
 BLOCK = 128  # windows summed per step: their gathered rows stay in the core's cache
 
 
@@ -120,6 +120,7 @@ class Projections:
         spare = ~np.isin(self.key_rows, needed_rows)  # (remembered,)
         by_use = np.flatnonzero(spare)[np.argsort(self.uses[self.key_rows[spare]], kind="stable")]
         dropped = by_use[: max(room - len(self.free), len(by_use) // 2)]
+        self.uses[self.key_rows[dropped]] = 0  # the row's next token starts its own count
         self.free = np.r_[self.free, self.key_rows[dropped]]
         self.keys, self.key_rows = np.delete(self.keys, dropped), np.delete(self.key_rows, dropped)
         self.uses //= 2

@@ -122,6 +122,52 @@ def test_softmax_head_golden():
     np.testing.assert_allclose(gate.grads["V"], np.outer([1 / 3, 1 / 3, -2 / 3], [1.0, 2.0]))
 
 
+def test_embedding_golden():
+    gate = gates.Embedding(np.arange(8.0).reshape(4, 2))
+    vectors = gate.forward(np.array([[3, 1, 3]]))
+    np.testing.assert_array_equal(vectors, [[[6, 7], [2, 3], [6, 7]]])
+    gate.backward(np.array([[[1.0, 2.0], [10.0, 20.0], [100.0, 200.0]]]))
+    grad = gate.grads["table"]
+    np.testing.assert_array_equal(grad.ids, [1, 3])  # only the rows looked up
+    np.testing.assert_array_equal(grad.values, [[10, 20], [101, 202]])  # id 3 twice: summed
+
+
+def test_concat_golden():
+    gate = gates.Concat()
+    words = np.array([[[1.0, 2.0], [3.0, 4.0]]])  # (B=1, K=2, 2)
+    caps = np.array([[[5.0], [6.0]]])  # (B=1, K=2, 1)
+    np.testing.assert_array_equal(gate.forward(words, caps), [[1, 2, 5, 3, 4, 6]])  # by position
+    d_words, d_caps = gate.backward(np.array([[10.0, 20.0, 50.0, 30.0, 40.0, 60.0]]))
+    np.testing.assert_array_equal(d_words, [[[10, 20], [30, 40]]])
+    np.testing.assert_array_equal(d_caps, [[[50], [60]]])
+
+
+@pytest.mark.parametrize(
+    "name, h, dz",
+    [
+        ("relu", [0.0, 0.0, 0.5, 2.0], [0, 0, 3, 4]),
+        ("hardtanh", [-1.0, -0.5, 0.5, 1.0], [0, 2, 3, 0]),
+    ],
+)
+def test_piecewise_linear_activations_golden(name, h, dz):
+    gate = gates.ACTIVATIONS[name]()
+    z = np.array([[-2.0, -0.5, 0.5, 2.0]])
+    np.testing.assert_array_equal(gate.forward(z), [h])
+    np.testing.assert_array_equal(gate.backward(np.array([[1.0, 2.0, 3.0, 4.0]]))[0], [dz])
+    np.testing.assert_array_equal(gate.apply(z.copy()), [h])  # prediction's in-place form
+
+
+def test_dropout_golden():
+    gate = gates.Dropout(0.5, np.random.default_rng(0))
+    x = np.ones((1, 1000))
+    kept = gate.forward(x)
+    assert set(np.unique(kept)) == {0.0, 2.0}  # dropped, or scaled by 1 / (1 - rate)
+    assert abs(kept.mean() - 1.0) < 0.1  # the expectation is x
+    np.testing.assert_array_equal(gate.backward(np.full((1, 1000), 3.0))[0], 3.0 * gate.mask)
+    gate.training = False
+    np.testing.assert_array_equal(gate.forward(x), x)  # off at prediction
+
+
 def test_tanh_on_a_prediction_sized_batch_is_numpys_tanh_bit_for_bit(rng):
     z = rng.standard_normal((4000, 301)).astype(np.float32)  # above the two-thread threshold
     np.testing.assert_array_equal(gates.Tanh().forward(z), np.tanh(z))

@@ -84,6 +84,20 @@ def test_a_small_memory_evicts_and_still_agrees():
     assert len(np.unique(projections.key_rows)) == len(projections.key_rows)
 
 
+def test_a_reused_row_counts_only_its_new_tokens_uses():
+    model = make_model().freeze(capacity=RESERVED_ROWS + 10)
+    projections = model.projections
+    for _ in range(3):  # the first sentence's tokens are read often
+        projections.token_rows(model.encoder.ids(TEXT[0]))
+    before = projections.keys.copy()
+    ids = model.encoder.ids(TEXT[4])  # brings more new tokens than there are free rows
+    rows = projections.token_rows(ids)
+    keys = ids.astype(np.int64) @ projections.radix
+    new = ~np.isin(keys, before)
+    new_rows, reads = np.unique(rows[new], return_counts=True)
+    np.testing.assert_array_equal(projections.uses[new_rows], reads)
+
+
 def test_a_batch_too_big_for_the_memory_falls_back_to_the_graph():
     model = make_model(dtype=np.float64)
     (_, p_tag), (_, fast_tag) = graph_and_frozen(model, TEXT, capacity=RESERVED_ROWS + 5)
