@@ -3,7 +3,9 @@ its worst errors in context, and everything together (``explain``).
 
 Inputs are lists over sentences in corpus order: ``tokens``, ``gold`` and
 ``pred`` (IOB2 tags), ``p_tag`` arrays of shape (T, C) over ``labels`` and
-``p_ent`` arrays of shape (T,), T the sentence length and C = len(labels).
+``p_ent`` arrays of shape (T,), T the sentence length and C = len(labels);
+optionally ``lines``, the file line of each sentence's first token
+(``Sentence.line``), which names the sentence of an error.
 Spans are half-open ``(type, start, end)`` token ranges read leniently, as
 conlleval does (``nerwin.decode.spans``). M counts calibrated items.
 """
@@ -20,6 +22,7 @@ from nerwin.metrics import (
     format_entity_scores,
     format_report,
     is_entity,
+    percent,
     strict_lenient_differences,
     strict_scores,
     type_accuracy,
@@ -139,14 +142,12 @@ def mark_span(tokens: Sequence[str], span: Span, width: int = CONTEXT_TOKENS) ->
     return " ".join(words)
 
 
-def _error(
-    index: int, span: Span, other_spans: list[Span], sentence: tuple, labels: Sequence[str]
-) -> dict:
-    """The record of one erroneous span; ``sentence`` is (tokens, p_tag (T, C), p_ent (T,))."""
-    tokens, p_tag, p_ent = sentence
+def _error(span: Span, other_spans: list[Span], sentence: tuple, labels: Sequence[str]) -> dict:
+    """The record of one erroneous span; ``sentence``: (line, tokens, p_tag (T, C), p_ent (T,))."""
+    line, tokens, p_tag, p_ent = sentence
     entity_type, start, end = span
     return {
-        "sentence": index,
+        "line": line,
         "start": start,
         "end": end,
         "type": entity_type,
@@ -167,12 +168,10 @@ def _unmatched(
 ) -> list[dict]:
     """An error record for each span of ``ours`` that ``theirs`` lacks, in corpus order."""
     found = []
-    for index, (own_tags, other_tags, sentence) in enumerate(
-        zip(ours, theirs, sentences, strict=True)
-    ):
+    for own_tags, other_tags, sentence in zip(ours, theirs, sentences, strict=True):
         other_spans = spans(other_tags)
         found += [
-            _error(index, span, other_spans, sentence, labels)
+            _error(span, other_spans, sentence, labels)
             for span in spans(own_tags)
             if span not in other_spans
         ]
@@ -187,6 +186,7 @@ def worst_errors(
     p_ent: Sequence[np.ndarray],
     labels: Sequence[str],
     k: int,
+    lines: Sequence[int] | None = None,
 ) -> dict:
     """The ``k`` most confident false positives and the ``k`` least probable false negatives.
 
@@ -194,14 +194,17 @@ def worst_errors(
     boundaries), ranked by its ``span_confidence``, highest first; a false
     negative is a gold span not predicted, ranked by the probability the
     model gives it (``span_confidence``; 0.0 if its type has no labels),
-    lowest first; ties keep corpus order. Each is {"sentence" (index),
-    "start", "end", "type", "text", "other_types" (the types of the spans
+    lowest first; ties keep corpus order. Each is {"line" (of its
+    sentence's first token, from ``lines``; None without them), "start",
+    "end", "type", "text", "other_types" (the types of the spans
     on the other side that overlap it: gold ones for a false positive,
     predicted ones for a false negative), "probability", "p_entity" (one
     per token), "context" (``mark_span``)}. Returns {"false_positives",
     "false_negatives"}.
     """
-    sentences = list(zip(tokens, p_tag, p_ent, strict=True))
+    if lines is None:
+        lines = [None] * len(tokens)
+    sentences = list(zip(lines, tokens, p_tag, p_ent, strict=True))
     false_positives = _unmatched(pred, gold, sentences, labels)
     false_negatives = _unmatched(gold, pred, sentences, labels)
     return {
@@ -214,9 +217,10 @@ def _error_line(error: dict, other_side: str) -> str:
     """One error as a line; ``other_side`` names whose overlapping types are listed."""
     p_entity = " ".join(f"{p:.2f}" for p in error["p_entity"])
     others = ", ".join(error["other_types"]) or "-"
+    where = "" if error["line"] is None else f"line {error['line']}: "
     return (
         f"  p {error['probability']:.3f} | P(entity) {p_entity} | {other_side} {others}"
-        f" | sentence {error['sentence']}: {error['context']}"
+        f" | {where}{error['context']}"
     )
 
 
@@ -242,12 +246,14 @@ def explain(
     labels: Sequence[str],
     errors: int = 0,
     p_tag_unscaled: Sequence[np.ndarray] | None = None,
+    lines: Sequence[int] | None = None,
 ) -> dict:
     """Every view of one evaluation, as plain JSON-able data.
 
     ``p_tag_unscaled``, P(tag) before temperature scaling, adds the span
     calibration it would have had ("span_unscaled"), to show what the
-    temperature changed.
+    temperature changed. ``lines`` (``Sentence.line`` of each sentence)
+    name the sentence of each error.
 
     ``evaluate_tags``'s keys ("entity" lenient, "binary", "confusion",
     "accuracy"), then "conlleval" (``conlleval_counts``), "strict"
@@ -274,19 +280,14 @@ def explain(
         unscaled = calibration(*span_confidences(gold, pred, p_tag_unscaled, labels))
         result["calibration"]["span_unscaled"] = unscaled
     if errors > 0:
-        result["errors"] = worst_errors(tokens, gold, pred, p_tag, p_ent, labels, errors)
+        result["errors"] = worst_errors(tokens, gold, pred, p_tag, p_ent, labels, errors, lines)
     return result
-
-
-def _percent(score: float) -> str:
-    """A score in [0, 1] as a percentage with two decimals."""
-    return f"{100 * score:.2f}"
 
 
 def format_explanation(result: dict) -> str:
     """An ``explain`` result as text, section by section; scores in percent."""
     unlabelled, typed = result["unlabelled"], result["type_accuracy"]
-    p, r, f = (_percent(unlabelled[key]) for key in ("precision", "recall", "f1"))
+    p, r, f = (percent(unlabelled[key]) for key in ("precision", "recall", "f1"))
     sections = [
         "== entities, lenient (conlleval's reading: a stray I-X opens an entity) ==",
         format_report(result),
@@ -297,7 +298,7 @@ def format_explanation(result: dict) -> str:
         "",
         "== spans ==",
         f"unlabelled spans (types ignored): P {p}  R {r}  F1 {f}",
-        f"type accuracy where the boundaries are right: {_percent(typed['accuracy'])}"
+        f"type accuracy where the boundaries are right: {percent(typed['accuracy'])}"
         f" ({typed['correct']} of {typed['spans']})",
         "",
         "== calibration ==",

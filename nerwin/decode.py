@@ -10,41 +10,26 @@ but not including ``end``.
 """
 
 import functools
-import re
 from collections.abc import Sequence
 
 import numpy as np
 
+from nerwin.data.conll import Tag, parse_tag
+
 PROB_FLOOR = 1e-12  # probabilities are clipped here before the log in Viterbi
-_IOB2_TAG = re.compile(r"O|[BI]-.+")
 
 
-def _split_tag(tag: str) -> tuple[str, str]:
-    """IOB2 tag -> (prefix, type): "B-PER" -> ("B", "PER"), "O" -> ("O", "")."""
-    if not _IOB2_TAG.fullmatch(tag):
+def _iob2_tag(tag: str) -> Tag:
+    """``parse_tag`` of an IOB2 tag (O, B-X or I-X); ValueError for any other string."""
+    parsed = parse_tag(tag)
+    if parsed is None or parsed.prefix not in ("O", "B", "I"):
         raise ValueError(f"not an IOB2 tag: {tag!r}")
-    return tag[0], tag[2:]
+    return parsed
 
 
 def _check_shape(p_tag: np.ndarray, labels: Sequence[str]) -> None:
     if p_tag.ndim != 2 or p_tag.shape[1] != len(labels):
         raise ValueError(f"p_tag has shape {p_tag.shape}, expected (T, {len(labels)})")
-
-
-def is_valid_iob2(tags: Sequence[str]) -> bool:
-    """True if every tag is IOB2 and each I-X follows a B-X or an I-X.
-
-    >>> is_valid_iob2(["B-PER", "I-PER", "O"]), is_valid_iob2(["O", "I-PER"])
-    (True, False)
-    """
-    previous = "O"
-    for tag in tags:
-        if not _IOB2_TAG.fullmatch(tag):
-            return False
-        if tag.startswith("I-") and previous[2:] != tag[2:]:
-            return False
-        previous = tag
-    return True
 
 
 def argmax_decode(p_tag: np.ndarray, labels: Sequence[str]) -> list[str]:
@@ -70,8 +55,9 @@ def allowed_transitions(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     (C, C), indexed [previous, next], forbids O -> I-X and B-X/I-X -> I-Y
     for Y != X, i.e. I-X may only follow B-X or I-X.
     """
-    prefixes, types = zip(*(_split_tag(label) for label in labels), strict=True)
-    prefixes, types = np.array(prefixes), np.array(types)
+    parsed = [_iob2_tag(label) for label in labels]
+    prefixes = np.array([tag.prefix for tag in parsed])  # (C,)
+    types = np.array([tag.type or "" for tag in parsed])  # (C,) "" for O
     is_inside = prefixes == "I"  # (C,)
     continues_type = (prefixes[:, None] != "O") & (types[:, None] == types[None, :])  # (C, C)
     trans_allowed = ~is_inside[None, :] | continues_type  # (C, C)
@@ -208,13 +194,13 @@ def spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
     found = []
     open_type, open_start = None, 0
     for i, tag in enumerate(tags):
-        prefix, entity_type = _split_tag(tag)
-        continues_open = prefix == "I" and entity_type == open_type
+        parsed = _iob2_tag(tag)
+        continues_open = parsed.prefix == "I" and parsed.type == open_type
         if open_type is not None and not continues_open:
             found.append((open_type, open_start, i))
             open_type = None
-        if prefix != "O" and not continues_open:
-            open_type, open_start = entity_type, i
+        if parsed.prefix != "O" and not continues_open:
+            open_type, open_start = parsed.type, i
     if open_type is not None:
         found.append((open_type, open_start, len(tags)))
     return found

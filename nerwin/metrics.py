@@ -258,7 +258,8 @@ def evaluate_tags(
     return result
 
 
-def _percent(score: float) -> str:
+def percent(score: float) -> str:
+    """A score in [0, 1] as a percentage with two decimals: 0.8642 -> "86.42"."""
     return f"{100 * score:.2f}"
 
 
@@ -269,13 +270,13 @@ def format_entity_scores(entity: dict) -> str:
     name_width = max(len(name) for name, _ in rows)
     lines = [f"{'type':<{name_width}}  precision  recall      f1  support"]
     for name, scores in rows:
-        p, r, f = (_percent(scores[key]) for key in _SCORE_KEYS)
+        p, r, f = (percent(scores[key]) for key in _SCORE_KEYS)
         lines.append(f"{name:<{name_width}}  {p:>9}  {r:>6}  {f:>6}  {scores['support']:>7}")
     return "\n".join(lines)
 
 
 def _binary_line(binary: dict) -> str:
-    p, r, f = (_percent(binary[key]) for key in _SCORE_KEYS)
+    p, r, f = (percent(binary[key]) for key in _SCORE_KEYS)
     return f"entity detection (P(entity) > {binary['threshold']:g}): P {p}  R {r}  F1 {f}"
 
 
@@ -296,7 +297,7 @@ def _confusion_table(confusion_result: dict) -> list[str]:
 def format_report(result: dict) -> str:
     """Human-readable text of an evaluate_tags result: scores in percent."""
     lines = [format_entity_scores(result["entity"])]
-    lines += ["", f"token accuracy: {_percent(result['accuracy'])}"]
+    lines += ["", f"token accuracy: {percent(result['accuracy'])}"]
     if "binary" in result:
         lines.append(_binary_line(result["binary"]))
     lines += ["", "confusion (rows gold, columns predicted; O = missed / spurious):"]
@@ -324,7 +325,12 @@ _ONE_TOKEN = ("[", "]")  # chunk tags of one-token chunks
 
 
 def _conlleval_tag(tag: str) -> tuple[str, str]:
-    """conlleval's reading of a tag: (chunk tag, type)."""
+    """conlleval's reading of a tag: (chunk tag, type).
+
+    Not ``conll.parse_tag``, on purpose: conlleval reads any string, so
+    "B-", "PER", "[" and a bare "B" are chunk tags to it (``parse_tag``
+    says None), and no type is "" so that types compare as strings.
+    """
     chunk_tag, hyphen, chunk_type = tag.partition("-")
     return (chunk_tag, chunk_type) if hyphen else (tag, "")
 

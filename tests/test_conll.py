@@ -13,12 +13,12 @@ from nerwin.data.conll import (
     detect_scheme,
     entity_type,
     from_iob2,
-    iter_conll,
+    iter_token_sentences,
     read_conll,
     to_iob2,
     write_conll,
 )
-from nerwin.errors import DataError
+from nerwin.errors import ConfigError, DataError
 
 CONLL2003 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "conll2003"
 
@@ -135,6 +135,8 @@ def test_entity_type():
     assert entity_type("B-PER") == "PER"
     assert entity_type("I-WORK_OF-ART") == "WORK_OF-ART"
     assert entity_type("O") is None
+    with pytest.raises(ValueError, match="not a tag: 'PER'"):
+        entity_type("PER")
 
 
 # ---------------------------------------------------------------------------
@@ -160,15 +162,9 @@ def test_read_normalises_to_iob2(tmp_path, scheme, declared):
     assert [sentence.tokens for sentence in sentences] == list(TOKENS)
 
 
-@pytest.mark.parametrize("scheme", ["auto", "IOB1"])
-def test_iter_conll_streams_what_read_conll_returns(tmp_path, scheme):
-    path = write_file(tmp_path, conll_text(TOKENS, TAGS["IOB1"]))
-    assert list(iter_conll(path, scheme=scheme)) == read_conll(path, scheme=scheme)
-
-
-def test_iter_conll_checks_arguments_eagerly(tmp_path):
+def test_read_conll_checks_arguments_before_the_file(tmp_path):
     with pytest.raises(ValueError, match="unknown tag scheme"):
-        iter_conll(tmp_path / "absent", scheme="BILOU")
+        read_conll(tmp_path / "absent", scheme="BILOU")
 
 
 def test_docstart_with_and_without_blank_line(tmp_path):
@@ -294,12 +290,21 @@ def test_missing_file(tmp_path):
     raises_data_error(tmp_path / "absent.conll", None, "no such file")
 
 
-def test_bad_encoding_argument(tmp_path):
+def test_bad_encoding_argument_is_a_config_error(tmp_path):
     path = write_file(tmp_path, "EU B-ORG\n")
-    with pytest.raises(ValueError, match="unknown encoding"):
+    with pytest.raises(ConfigError, match="unknown text encoding 'no-such-codec'"):
         read_conll(path, encoding="no-such-codec")
-    with pytest.raises(ValueError, match="not ASCII-compatible"):
+    with pytest.raises(ConfigError, match="'utf-16' is not ASCII-compatible"):
         read_conll(path, encoding="utf-16")
+
+
+def test_token_sentences_are_grouped_as_read_conll_groups_them(tmp_path):
+    text = "-DOCSTART- -X- O\n\nEU NNP B-ORG\nrejects VBZ O\n-DOCSTART- -X- O\nBonn NNP\n\n\n"
+    path = write_file(tmp_path, text)
+    assert list(iter_token_sentences(path)) == [["EU", "rejects"], ["Bonn"]]
+    assert list(iter_token_sentences(path, token_column=1)) == [["NNP", "VBZ"], ["NNP"]]
+    with pytest.raises(DataError, match=r":6: no token column 2"):
+        list(iter_token_sentences(path, token_column=2))
 
 
 # ---------------------------------------------------------------------------

@@ -3,12 +3,12 @@ import itertools
 import numpy as np
 import pytest
 
+from nerwin.data.conll import TagError, to_iob2
 from nerwin.decode import (
     PROB_FLOOR,
     allowed_transitions,
     argmax_decode,
     decode,
-    is_valid_iob2,
     span_confidence,
     spans,
     viterbi_decode,
@@ -28,6 +28,14 @@ def log_score(p_tag: np.ndarray, tags: list[str], labels: list[str]) -> float:
     return float(sum(log_p[t, labels.index(tag)] for t, tag in enumerate(tags)))
 
 
+def is_valid_iob2(tags) -> bool:
+    """The oracle: the CoNLL reader takes ``tags`` as IOB2 as they are."""
+    try:
+        return to_iob2(tags, "IOB2") == list(tags)
+    except TagError:
+        return False
+
+
 def brute_force_best(p_tag: np.ndarray, labels: list[str]) -> list[str]:
     valid = (
         list(tags)
@@ -37,7 +45,7 @@ def brute_force_best(p_tag: np.ndarray, labels: list[str]) -> list[str]:
     return max(valid, key=lambda tags: log_score(p_tag, tags, labels))
 
 
-# --- is_valid_iob2 and the transition tables --------------------------------------------------
+# --- the IOB2 oracle and the transition tables ------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -54,7 +62,7 @@ def brute_force_best(p_tag: np.ndarray, labels: list[str]) -> list[str]:
         (["B-"], False),
     ],
 )
-def test_is_valid_iob2(tags, valid):
+def test_the_iob2_oracle(tags, valid):
     assert is_valid_iob2(tags) is valid
 
 
@@ -192,9 +200,12 @@ def test_spans(tags, expected):
     assert spans(tags) == expected
 
 
-def test_spans_rejects_non_iob2_tag():
-    with pytest.raises(ValueError, match="PER"):
-        spans(["O", "PER"])
+@pytest.mark.parametrize("tag", ["PER", "B-", "S-PER", "E-PER"])
+def test_spans_and_transitions_reject_non_iob2_tags(tag):
+    with pytest.raises(ValueError, match=f"not an IOB2 tag: '{tag}'"):
+        spans(["O", tag])
+    with pytest.raises(ValueError, match=f"not an IOB2 tag: '{tag}'"):
+        allowed_transitions(["O", tag])
 
 
 # --- span_confidence --------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from nerwin.data.conll import read_conll
 from nerwin.data.validate import (
     Report,
     format_report,
@@ -380,6 +381,14 @@ def test_stats_count_iob1_entities_as_spans(tmp_path):
     assert counts["tags"] == {"O": 3, "B-LOC": 1, "I-LOC": 1, "I-PER": 2}  # as in the file
     assert counts["words"] == 6  # 1 and 2 are both "0"
     assert counts["oov"] is None
+
+
+def test_stats_count_documents_as_read_conll_numbers_them(tmp_path):
+    # A -DOCSTART- with no sentence after it starts no document that read_conll yields.
+    text = "a O\n\n-DOCSTART- O\n\nb B-PER\n-DOCSTART- O\n\n"
+    path = write(tmp_path, "docs.conll", text)
+    assert [sentence.doc for sentence in read_conll(path)] == [0, 1]
+    assert stats([path])[str(path)]["documents"] == 2
 
 
 def test_stats_refuse_a_file_with_errors(tmp_path):

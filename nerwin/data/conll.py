@@ -30,8 +30,9 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from os import PathLike
-from typing import NamedTuple, TextIO
+from typing import BinaryIO, NamedTuple, TextIO
 
+from nerwin.config import check_encoding
 from nerwin.errors import DataError
 
 SCHEMES = ("IOB1", "IOB2", "BIOES")
@@ -83,7 +84,9 @@ _ENTITY_PREFIXES = ("B", "I", "E", "S")
 _BIOES_PREFIX = {("B", True): "B", ("B", False): "S", ("I", True): "I", ("I", False): "E"}
 
 
-class _Tag(NamedTuple):
+class Tag(NamedTuple):
+    """A tag read by ``parse_tag``."""
+
     prefix: str  # "O", "B", "I", "E" or "S"
     type: str | None  # None for O
     begin: str  # the IOB2 tag opening an entity of this type ("O" for O)
@@ -99,14 +102,24 @@ class TagError(ValueError):
 
 
 @functools.lru_cache(maxsize=4096)  # a corpus has few distinct tags; this is the hot path
-def _parse_tag(tag: str) -> _Tag | None:
-    """Split ``PREFIX-TYPE`` on its first hyphen; None if ``tag`` is not a tag."""
+def parse_tag(tag: str) -> Tag | None:
+    """Split ``PREFIX-TYPE`` on its first hyphen; None if ``tag`` is not a tag.
+
+    The one reader of tag syntax: O, or a prefix B, I, E or S, a hyphen and
+    a non-empty type (which may hold hyphens). Whether the prefix belongs
+    to a scheme is for the caller to say.
+
+    >>> parse_tag("I-WORK-OF-ART")
+    Tag(prefix='I', type='WORK-OF-ART', begin='B-WORK-OF-ART', inside='I-WORK-OF-ART')
+    >>> parse_tag("O").type, parse_tag("B-"), parse_tag("PER")
+    (None, None, None)
+    """
     if tag == "O":
-        return _Tag("O", None, "O", "O")
+        return Tag("O", None, "O", "O")
     prefix, _, etype = tag.partition("-")
     if prefix not in _ENTITY_PREFIXES or not etype:
         return None
-    return _Tag(prefix, etype, f"B-{etype}", f"I-{etype}")
+    return Tag(prefix, etype, f"B-{etype}", f"I-{etype}")
 
 
 def _roles(scheme: str) -> dict[str, _Role]:
@@ -116,12 +129,15 @@ def _roles(scheme: str) -> dict[str, _Role]:
 
 
 def entity_type(tag: str) -> str | None:
-    """The entity type of a tag, None for O.
+    """The entity type of a tag, None for O; ValueError if ``tag`` is not a tag.
 
     >>> entity_type("B-PER"), entity_type("I-WORK-OF-ART"), entity_type("O")
     ('PER', 'WORK-OF-ART', None)
     """
-    return tag.partition("-")[2] or None
+    parsed = parse_tag(tag)
+    if parsed is None:
+        raise ValueError(f"not a tag: {tag!r}")
+    return parsed.type
 
 
 def detect_scheme(tag_sequences: Iterable[Sequence[str]]) -> str:
@@ -174,7 +190,7 @@ def to_iob2(tags: Sequence[str], scheme: str) -> list[str]:
     open_type = None  # the type an I-/E- tag here may continue; None outside entities
     must_continue = False  # the previous tag (BIOES B-/I-) said its entity goes on here
     for index, tag in enumerate(tags):
-        parsed = _parse_tag(tag)
+        parsed = parse_tag(tag)
         if parsed is None:
             raise TagError(index, f"{tag!r} is not a tag: expected O or PREFIX-TYPE, e.g. B-PER")
         role = roles.get(parsed.prefix)
@@ -264,8 +280,8 @@ def read_conll(
     Columns are split at runs of spaces and tabs; ``token_column`` and
     ``tag_column`` index them (negative from the end). ``scheme`` is one of
     SCHEMES or "auto" (see ``detect_scheme``, run on the whole file).
-    ``encoding`` must be ASCII-compatible (utf-8, latin-1, cp1252, ...); a
-    UTF-8 BOM is ignored. Sentences before the first ``-DOCSTART-`` and
+    ``encoding`` must be ASCII-compatible (utf-8, latin-1, cp1252, ...;
+    ConfigError if not); a UTF-8 BOM is ignored. Sentences before the first ``-DOCSTART-`` and
     after it are document 0; each later ``-DOCSTART-`` starts the next.
     """
     _check_arguments(scheme, encoding)
@@ -273,33 +289,6 @@ def read_conll(
     if scheme == "auto":
         scheme = detect_scheme(raw.tags for raw in raw_sentences)
     return [_normalise(path, raw, scheme) for raw in raw_sentences]
-
-
-def iter_conll(
-    path: str | PathLike,
-    *,
-    token_column: int = 0,
-    tag_column: int = -1,
-    scheme: str = "auto",
-    encoding: str = "utf-8",
-) -> Iterator[Sentence]:
-    """Stream the sentences ``read_conll`` returns, holding one at a time.
-
-    With ``scheme="auto"`` the file is read twice: a first pass over the
-    tags detects the scheme, the second yields sentences. Arguments are
-    checked now; the file is opened at the first ``next()``.
-    """
-    _check_arguments(scheme, encoding)
-    return _iter_conll(path, token_column, tag_column, scheme, encoding)
-
-
-def _iter_conll(path, token_column, tag_column, scheme, encoding) -> Iterator[Sentence]:
-    if scheme == "auto":
-        scheme = detect_scheme(
-            raw.tags for raw in _read_raw(path, token_column, tag_column, encoding)
-        )
-    for raw in _read_raw(path, token_column, tag_column, encoding):
-        yield _normalise(path, raw, scheme)
 
 
 def iter_token_sentences(
@@ -310,26 +299,20 @@ def iter_token_sentences(
     For text to tag, so there is no tag column and nothing to detect.
     """
     _check_arguments("auto", encoding)
-    tokens: list[str] = []
-    for line_no, fields in itertools.chain(_split_lines(path, encoding), [(None, [])]):
-        if fields and fields[0] != _DOCSTART:
+    for sentence in sentence_lines(_split_lines(path, encoding)):
+        tokens = []
+        for line_no, fields in sentence.rows:
             if not -len(fields) <= token_column < len(fields):
                 raise DataError(path, line_no, f"no token column {token_column}")
             tokens.append(fields[token_column])
-        elif tokens:
-            yield tokens
-            tokens = []
+        yield tokens
 
 
 def _check_arguments(scheme: str, encoding: str) -> None:
+    """ValueError for an unknown scheme; ConfigError for an encoding the reader cannot use."""
     if scheme != "auto":
         _roles(scheme)
-    try:
-        ascii_compatible = "\n".encode(encoding) == b"\n"
-    except LookupError:
-        raise ValueError(f"unknown encoding {encoding!r}") from None
-    if not ascii_compatible:  # files are split into lines as bytes, before decoding
-        raise ValueError(f"encoding {encoding!r} is not ASCII-compatible; use utf-8 or latin-1")
+    check_encoding(encoding)  # files are split into lines as bytes, before decoding
 
 
 def _normalise(path, raw: _RawSentence, scheme: str) -> Sentence:
@@ -341,46 +324,83 @@ def _normalise(path, raw: _RawSentence, scheme: str) -> Sentence:
 
 
 def _read_raw(path, token_column: int, tag_column: int, encoding: str) -> Iterator[_RawSentence]:
-    """Group the lines into sentences, checking the column counts; tags unchecked."""
-    tokens: list[str] = []
-    tags: list[str] = []
-    first_line = 0
-    doc = -1  # bumped by each -DOCSTART-; sentences before the first one are document 0
-    width = width_line = None  # column count of the first data line, and where it is
-    found_any = False
-    # A blank line after the last one flushes the last sentence.
-    for line_no, fields in itertools.chain(_split_lines(path, encoding), [(None, [])]):
-        if fields and fields[0] != _DOCSTART:
-            if width is None:
-                _check_columns(path, line_no, len(fields), token_column, tag_column)
-                width, width_line = len(fields), line_no
-            elif len(fields) != width:
+    """Group the lines into sentences, checking the column counts; tags unchecked.
+
+    The first token line must hold both columns (``column_problem``), and
+    every other one must have as many columns as it.
+    """
+    width = width_line = None  # column count of the first token line, and where it is
+    for sentence in sentence_lines(_split_lines(path, encoding)):
+        if width is None:
+            width_line, first = sentence.rows[0]
+            width = len(first)
+            problem = column_problem(width, token_column, tag_column)
+            if problem:
+                raise DataError(path, width_line, problem)
+        for line_no, fields in sentence.rows:
+            if len(fields) != width:
                 message = f"found {len(fields)} columns, expected {width} like line {width_line}"
                 raise DataError(path, line_no, message)
-            if not tokens:
-                first_line = line_no
-            tokens.append(fields[token_column])
-            tags.append(fields[tag_column])
-            continue
-        if tokens:  # a blank line or -DOCSTART- ends the sentence
-            doc = max(doc, 0)
-            yield _RawSentence(tokens, tags, first_line, doc)
-            tokens, tags, found_any = [], [], True
-        if fields:
-            doc += 1
-    if not found_any:
+        tokens = [fields[token_column] for _, fields in sentence.rows]
+        tags = [fields[tag_column] for _, fields in sentence.rows]
+        yield _RawSentence(tokens, tags, sentence.line, sentence.doc)
+    if width is None:
         raise DataError(path, None, "no sentences found (empty file?)")
 
 
-def _check_columns(path, line_no: int, width: int, token_column: int, tag_column: int) -> None:
-    for name, column in (("token", token_column), ("tag", tag_column)):
+def column_problem(
+    width: int,
+    token_column: int,
+    tag_column: int,
+    names: tuple[str, str] = ("token column", "tag column"),
+) -> str | None:
+    """Why a line of ``width`` columns cannot give both columns; None if it can.
+
+    ``names`` are what the message calls the token and the tag column setting.
+
+    >>> column_problem(2, 0, 3)
+    'found 2 columns, but tag column 3 needs at least 4'
+    >>> column_problem(3, 0, -1) is None
+    True
+    """
+    for name, column in zip(names, (token_column, tag_column), strict=True):
         if not -width <= column < width:
             needed = column + 1 if column >= 0 else -column
-            message = f"found {width} columns, but {name} column {column} needs at least {needed}"
-            raise DataError(path, line_no, message)
+            return f"found {width} columns, but {name} {column} needs at least {needed}"
     if token_column % width == tag_column % width:
-        message = f"found {width} column(s): token column {token_column} is the tag column"
-        raise DataError(path, line_no, message)
+        return f"found {width} column(s): token column {token_column} is the tag column"
+    return None
+
+
+class SentenceLines(NamedTuple):
+    """The token lines of one sentence, as ``sentence_lines`` groups them."""
+
+    line: int  # 1-based line number of the first token
+    rows: list[tuple[int, list[str]]]  # (line number, columns) of each token line
+    doc: int  # 0-based document index, as in Sentence.doc
+    docstart_inside: bool  # ended by a -DOCSTART- line, not by a blank line or the end
+
+
+def sentence_lines(numbered: Iterable[tuple[int, list[str]]]) -> Iterator[SentenceLines]:
+    """Group (line number, columns) pairs into sentences, the way ``read_conll`` reads a file.
+
+    A blank line or a ``-DOCSTART-`` line ends a sentence. Sentences before
+    the first ``-DOCSTART-`` and after it are document 0; each later
+    ``-DOCSTART-`` starts the next. Columns are not checked here.
+    """
+    rows: list[tuple[int, list[str]]] = []
+    doc = -1  # bumped by each -DOCSTART-; sentences before the first one are document 0
+    # A blank line after the last one flushes the last sentence.
+    for line_no, fields in itertools.chain(numbered, [(0, [])]):
+        if fields and fields[0] != _DOCSTART:  # a token line
+            rows.append((line_no, fields))
+            continue
+        if rows:  # a blank line or -DOCSTART- ends the sentence
+            doc = max(doc, 0)
+            yield SentenceLines(rows[0][0], rows, doc, docstart_inside=bool(fields))
+            rows = []
+        if fields:
+            doc += 1
 
 
 def iter_lines(path: str | PathLike, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
@@ -389,16 +409,7 @@ def iter_lines(path: str | PathLike, encoding: str = "utf-8") -> Iterator[tuple[
     Bytes are decoded a line at a time so that a decoding error names its
     line; a UTF-8 BOM is dropped. Errors are DataError.
     """
-    if str(path) == "-":
-        opened = contextlib.nullcontext(sys.stdin.buffer)
-    else:
-        try:
-            opened = open(path, "rb")  # noqa: SIM115 -- closed by the with below
-        except FileNotFoundError:
-            raise DataError(path, None, "no such file") from None
-        except OSError as err:
-            raise DataError(path, None, f"cannot open: {err.strerror}") from None
-    with opened as file:
+    with open_input(path) as file:
         for line_no, line_bytes in enumerate(file, start=1):
             try:
                 text = line_bytes.decode(encoding)
@@ -411,14 +422,39 @@ def iter_lines(path: str | PathLike, encoding: str = "utf-8") -> Iterator[tuple[
             yield line_no, text.removeprefix(_BOM) if line_no == 1 else text
 
 
+def open_input(path: str | PathLike) -> contextlib.AbstractContextManager[BinaryIO]:
+    """``path`` opened to read bytes, for a ``with``; "-" is stdin, which the ``with`` leaves open.
+
+    DataError (``FILE: why``) if the file cannot be opened.
+    """
+    if str(path) == "-":
+        return contextlib.nullcontext(sys.stdin.buffer)
+    try:
+        return open(path, "rb")  # noqa: SIM115 -- the caller's with closes it
+    except FileNotFoundError:
+        raise DataError(path, None, "no such file") from None
+    except OSError as err:
+        raise DataError(path, None, f"cannot open: {err.strerror}") from None
+
+
+def split_fields(text: str) -> list[str]:
+    r"""The columns of one line: split at runs of ASCII blanks (space, tab, CR, LF, FF, VT).
+
+    Not ``str.split()``, which would also split at U+00A0 and U+0085,
+    characters a latin-1 token can hold.
+
+    >>> split_fields("Rio\u00a0de\u00a0Janeiro \tB-LOC\r\n")
+    ['Rio\xa0de\xa0Janeiro', 'B-LOC']
+    """
+    if text.isascii():
+        return text.split()
+    return _ASCII_BLANK_RUN.split(text.strip(_ASCII_BLANKS))
+
+
 def _split_lines(path, encoding: str) -> Iterator[tuple[int, list[str]]]:
-    """Yield (line number, fields) per line."""
+    """Yield (line number, columns) per line."""
     for line_no, text in iter_lines(path, encoding):
-        # str.split() would also split at U+00A0 and U+0085, which latin-1 tokens can hold.
-        if text.isascii():
-            yield line_no, text.split()
-        else:
-            yield line_no, _ASCII_BLANK_RUN.split(text.strip(_ASCII_BLANKS))
+        yield line_no, split_fields(text)
 
 
 # ---------------------------------------------------------------------------

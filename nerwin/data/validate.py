@@ -41,9 +41,6 @@ file, and the out-of-vocabulary rate against a vocabulary from
 
 from __future__ import annotations
 
-import functools
-import re
-import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -51,7 +48,18 @@ from os import PathLike
 from pathlib import Path
 
 from nerwin.config import check_encoding
-from nerwin.data.conll import SCHEMES, TagError, detect_scheme, iter_token_sentences, to_iob2
+from nerwin.data.conll import (
+    SCHEMES,
+    TagError,
+    column_problem,
+    detect_scheme,
+    iter_token_sentences,
+    open_input,
+    parse_tag,
+    sentence_lines,
+    split_fields,
+    to_iob2,
+)
 from nerwin.data.features import normalise_word
 from nerwin.data.vectors import PACKAGED, load_vectors
 from nerwin.errors import ConfigError, DataError
@@ -63,13 +71,8 @@ MAX_LINES = 5  # line numbers kept per finding (the first ones)
 OVERLAP_WARNING_RATE = 0.05  # overlap below this share of a file is info (news boilerplate)
 MIN_OVERLAP_TOKENS = 3  # shorter sentences ("Results :", "1. Smith") are not compared
 
-_DOCSTART = "-DOCSTART-"
 _BOM = "\ufeff"
-# Columns are split as read_conll splits them: at runs of ASCII blanks only
-# (a latin-1 token may hold U+00A0, which str.split() would split at).
-_ASCII_BLANKS = " \t\r\n\f\v"
-_ASCII_BLANK_RUN = re.compile(f"[{_ASCII_BLANKS}]+")
-_ENTITY_PREFIXES = ("B", "I", "E", "S")
+_COLUMN_OPTIONS = ("--token-column", "--tag-column")  # what column_problem calls the columns
 
 
 # ---------------------------------------------------------------------------
@@ -339,10 +342,10 @@ def _oov_cell(oov: dict | None, unit: str) -> str:
 
 def _tag_order(tag: str) -> tuple[str, int]:
     """O first, then by entity type, B I E S within a type."""
-    if tag == "O":
+    parsed = parse_tag(tag)
+    if parsed is None or parsed.type is None:  # O (stats holds no other kind of tag)
         return ("", 0)
-    prefix, _, etype = tag.partition("-")
-    return (etype, "BIES".find(prefix))
+    return (parsed.type, "BIES".find(parsed.prefix))
 
 
 def _looks_like_vectors(source: str | PathLike) -> bool:
@@ -436,14 +439,8 @@ def _check_arguments(encoding: str, scheme: str) -> None:
 
 
 def _read_bytes(path: str | PathLike) -> bytes:
-    if str(path) == "-":
-        return sys.stdin.buffer.read()
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise DataError(path, None, "no such file") from None
-    except OSError as err:
-        raise DataError(path, None, f"cannot open: {err.strerror}") from None
+    with open_input(path) as file:
+        return file.read()
 
 
 def _read_file(
@@ -516,48 +513,33 @@ def _split_sentences(
     scanned: _FileScan, lines: list[str], token_column: int, tag_column: int
 ) -> None:
     """Group lines into sentences as read_conll does, counting column and -DOCSTART- problems."""
-    sentences = scanned.sentences
-    tokens: list[str] = []
-    tags: list[str | None] = []
-    first_line = 0
-    doc = -1  # as read_conll numbers documents
     width = width_line = None
     tags_readable = True
     bad_width = _Tally()
     docstart_inside = _Tally()
-    for line_no, text in enumerate(lines, start=1):
-        fields = (
-            text.split() if text.isascii() else _ASCII_BLANK_RUN.split(text.strip(_ASCII_BLANKS))
-        )
-        if not fields or fields[0] == _DOCSTART:
-            if tokens:
-                if fields:
-                    docstart_inside.add(line_no)
-                doc = max(doc, 0)
-                sentences.append(_Sentence(tuple(tokens), tags, first_line))
-                tokens, tags = [], []
-            if fields:
-                doc += 1
-            continue
+    numbered = enumerate(map(split_fields, lines), start=1)
+    for sentence in sentence_lines(numbered):
         if width is None:
-            width, width_line = len(fields), line_no
-            problem = _column_problem(width, token_column, tag_column)
+            width_line, first = sentence.rows[0]
+            width = len(first)
+            problem = column_problem(width, token_column, tag_column, _COLUMN_OPTIONS)
             if problem:
-                scanned.add("error", "columns", problem, line_no)
+                scanned.add("error", "columns", problem, width_line)
                 tags_readable = False
-        if not tokens:
-            first_line = line_no
-        has_token = -len(fields) <= token_column < len(fields)
-        tokens.append(fields[token_column] if has_token else fields[0])
-        if len(fields) == width:
-            tags.append(fields[tag_column] if tags_readable else None)
-        else:
-            bad_width.add(line_no, len(fields))
-            tags.append(None)
-    if tokens:
-        doc = max(doc, 0)
-        sentences.append(_Sentence(tuple(tokens), tags, first_line))
-    scanned.documents = doc + 1 if sentences else 0
+        tokens: list[str] = []
+        tags: list[str | None] = []
+        for line_no, fields in sentence.rows:
+            has_token = -len(fields) <= token_column < len(fields)
+            tokens.append(fields[token_column] if has_token else fields[0])
+            if len(fields) == width:
+                tags.append(fields[tag_column] if tags_readable else None)
+            else:
+                bad_width.add(line_no, len(fields))
+                tags.append(None)
+        scanned.sentences.append(_Sentence(tuple(tokens), tags, sentence.line))
+        scanned.documents = sentence.doc + 1
+        if sentence.docstart_inside:
+            docstart_inside.add(sentence.rows[-1][0] + 1)  # the line after the last token
     if bad_width.count:
         message = (
             f"column count differs from line {width_line}'s {width}"
@@ -572,29 +554,8 @@ def _split_sentences(
         scanned.add_tally("warning", "docstart-in-sentence", message, docstart_inside)
 
 
-def _column_problem(width: int, token_column: int, tag_column: int) -> str | None:
-    for name, column in (("token", token_column), ("tag", tag_column)):
-        if not -width <= column < width:
-            needed = column + 1 if column >= 0 else -column
-            return f"found {width} columns, but --{name}-column {column} needs at least {needed}"
-    if token_column % width == tag_column % width:
-        return f"found {width} column(s): token column {token_column} is the tag column"
-    return None
-
-
 # ---------------------------------------------------------------------------
 # Tags and transitions
-
-
-@functools.lru_cache(maxsize=4096)
-def _split_tag(tag: str) -> tuple[str, str | None] | None:
-    """(prefix, type) of ``O`` or ``PREFIX-TYPE``; None if ``tag`` is not a tag."""
-    if tag == "O":
-        return ("O", None)
-    prefix, _, etype = tag.partition("-")
-    if prefix not in _ENTITY_PREFIXES or not etype:
-        return None
-    return (prefix, etype)
 
 
 # What each kind of transition is called, and why it is ill-formed.
@@ -627,14 +588,14 @@ def _check_tags(scanned: _FileScan, scheme: str) -> None:
     for sentence in scanned.sentences:
         parsed = []
         for index, tag in enumerate(sentence.tags):
-            split = None if tag is None else _split_tag(tag)
+            split = None if tag is None else parse_tag(tag)
             if tag is not None and split is None:
                 bad.add(sentence.line + index, tag)
-            elif split is not None and iob_only and split[0] in "ES":
+            elif split is not None and iob_only and split.prefix in "ES":
                 wrong_scheme.add(sentence.line + index, tag)
                 split = None
-            if split is not None and split[1] is not None:
-                seen = types.setdefault(split[1], [0, sentence.line + index])
+            if split is not None and split.type is not None:
+                seen = types.setdefault(split.type, [0, sentence.line + index])
                 seen[0] += 1
             parsed.append(split)
         parsed_sentences.append(parsed)
@@ -680,14 +641,14 @@ def _check_iob(scanned: _FileScan, parsed_sentences, scheme: str) -> None:
     i_begins = {kind: _Tally() for kind in _IOB_I_BEGINS}
     b_begins = {kind: _Tally() for kind in _IOB_B_BEGINS}
     for sentence, parsed in zip(scanned.sentences, parsed_sentences, strict=True):
-        previous: tuple[str, str | None] | None = ("start", None)  # None: unknown
+        previous: tuple[str, str | None] | None = ("start", None)  # (prefix, type); None: unknown
         for index, split in enumerate(parsed):
-            if split is not None and previous is not None and split[0] in "BI":
-                prefix, etype = split
-                if previous[1] != etype:  # begins an entity
-                    where = previous[0] if previous[0] in ("start", "O") else "other"
-                    (i_begins if prefix == "I" else b_begins)[where].add(sentence.line + index)
-            previous = split
+            both_read = split is not None and previous is not None
+            if both_read and split.prefix in "BI" and previous[1] != split.type:  # begins an entity
+                where = previous[0] if previous[0] in ("start", "O") else "other"
+                begins = i_begins if split.prefix == "I" else b_begins
+                begins[where].add(sentence.line + index)
+            previous = None if split is None else (split.prefix, split.type)
     i_count = sum(tally.count for tally in i_begins.values())
     b_count = sum(tally.count for tally in b_begins.values())
     how = "as given" if scheme != "auto" else "detected"
@@ -724,16 +685,16 @@ def _check_bioes(scanned: _FileScan, parsed_sentences, scheme: str) -> None:
             if split is None:
                 open_type, known = None, False
                 continue
-            prefix, etype = split
+            prefix, etype = split.prefix, split.type
             continues = prefix in "IE" and etype == open_type
             if known and prefix in "IE" and not continues:
                 tallies[f"{prefix}-open"].add(sentence.line + index)
             if known and open_type is not None and not continues:
-                tallies[f"{parsed[index - 1][0]}-close"].add(sentence.line + index - 1)
+                tallies[f"{parsed[index - 1].prefix}-close"].add(sentence.line + index - 1)
             open_type = etype if prefix in "BI" else None
             known = True
         if known and open_type is not None:
-            tallies[f"{parsed[-1][0]}-close"].add(sentence.line + len(parsed) - 1)
+            tallies[f"{parsed[-1].prefix}-close"].add(sentence.line + len(parsed) - 1)
     how = "as given" if scheme != "auto" else "detected: it has E- or S- tags"
     scanned.add("info", "scheme", f"tag scheme BIOES ({how})")
     for kind, tally in tallies.items():
