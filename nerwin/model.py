@@ -15,17 +15,20 @@ never leaves half a model.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from nerwin import __version__
 from nerwin.config import Config, config_from_dict
+from nerwin.data.conll import entity_type
 from nerwin.data.features import FEATURES, TokenEncoder, Windows, encode_windows, windows_of
-from nerwin.data.tokenize import DEFAULT_PATTERN
+from nerwin.data.tokenize import DEFAULT_PATTERN, check_pattern
 from nerwin.data.vocab import Vocab
 from nerwin.errors import ConfigError, ModelError
 from nerwin.inference import CAPACITY, Projections, keyable
@@ -35,6 +38,7 @@ from nerwin.nn.gradcheck import Check, check_arrays
 from nerwin.nn.graph import Graph, Node
 
 FORMAT_VERSION = 1
+ZIP_MAGIC = b"PK\x03\x04"  # how every .npz begins
 REGULARISED = ("hidden.W", "tag.V", "binary.u")
 BIASES = ("hidden.b", "binary.c", "tag.e")  # start at zero
 
@@ -320,24 +324,13 @@ class WindowTagger:
         if not meta_path.is_file() or not weights_path.is_file():
             raise ModelError(f"{directory}: no model here (train one with `nerwin train`)")
         meta = _read_meta(meta_path)
-        try:
-            config = config_from_dict(meta["config"])
-        except ConfigError as err:
-            raise ModelError(f"{meta_path}: bad stored config: {err}") from None
-        vocabs = {name: Vocab(itos) for name, itos in meta["vocabs"].items()}
-        labels = list(meta["labels"])
-        try:
-            with np.load(weights_path, allow_pickle=False) as weights:
-                params = {name: weights[name] for name in weights.files}
-        except (OSError, ValueError, zipfile.BadZipFile) as err:
-            raise ModelError(f"{weights_path}: unreadable ({err})") from None
+        params = _read_weights(weights_path)
         found = {name: array.shape for name, array in params.items()}
-        _check_weights(found, param_shapes(config, vocabs, len(labels)), weights_path)
-        model = cls(config, vocabs, labels, params)
-        model.metrics = meta.get("metrics", {})
-        model.temperature = float(meta.get("temperature", 1.0))
-        model.tokenizer = str(meta.get("tokenizer", DEFAULT_PATTERN))
-        model.frequent_tokens = [str(token) for token in meta.get("frequent_tokens", [])]
+        expected = param_shapes(meta.config, meta.vocabs, len(meta.labels))
+        _check_weights(found, expected, weights_path)
+        model = cls(meta.config, meta.vocabs, meta.labels, params)
+        model.metrics, model.temperature = meta.metrics, meta.temperature
+        model.tokenizer, model.frequent_tokens = meta.tokenizer, meta.frequent_tokens
         return model.freeze()
 
 
@@ -374,8 +367,38 @@ def _check_weights(found: dict[str, tuple], expected: dict[str, tuple], path) ->
             raise ModelError(f"{path}: '{name}' is missing or has the wrong shape")
 
 
-def _read_meta(meta_path: Path) -> dict:
-    """model.json, checked for its version and the keys a model needs."""
+def _read_weights(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a weights.npz, by name."""
+    try:
+        with path.open("rb") as f:
+            # np.load reads anything but a zip as a bare .npy or a pickle, and its
+            # error then advises unpickling the file.
+            if f.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
+                raise ModelError(f"{path}: not an .npz archive of weights")
+            f.seek(0)
+            with np.load(f, allow_pickle=False) as weights:
+                return {name: weights[name] for name in weights.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise ModelError(f"{path}: unreadable ({err})") from None
+
+
+class _Meta(NamedTuple):
+    """What a model reads from its model.json, every part checked."""
+
+    config: Config
+    vocabs: dict[str, Vocab]
+    labels: list[str]
+    temperature: float
+    tokenizer: str
+    frequent_tokens: list[str]
+    metrics: dict
+
+
+def _read_meta(meta_path: Path) -> _Meta:
+    """model.json, checked for its version and for each part a model reads.
+
+    Any damage is a ModelError naming the file and what is wrong with it.
+    """
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (ValueError, OSError) as err:
@@ -387,11 +410,71 @@ def _read_meta(meta_path: Path) -> dict:
             f"{meta_path}: model format version {meta.get('format_version')!r}, "
             f"this nerwin reads version {FORMAT_VERSION}"
         )
+    try:
+        return _parse_meta(meta)
+    except ValueError as err:
+        raise ModelError(f"{meta_path}: {err}") from None
+
+
+def _parse_meta(meta: dict) -> _Meta:
+    """The parts of a model.json of this version; ValueError saying which part is damaged."""
     shapes = {"config": dict, "labels": list, "vocabs": dict}
     for key, kind in shapes.items():
         if not isinstance(meta.get(key), kind):
-            raise ModelError(f"{meta_path}: '{key}' is missing or malformed")
-    return meta
+            raise ValueError(f"'{key}' is missing or malformed")
+    try:
+        config = config_from_dict(meta["config"])
+    except ConfigError as err:
+        raise ValueError(f"bad stored config: {err}") from None
+    temperature = meta.get("temperature", 1.0)
+    if type(temperature) not in (int, float) or not 0 < temperature < math.inf:  # no bool, NaN
+        raise ValueError(f"temperature {temperature!r} is not a finite number > 0")
+    tokenizer = meta.get("tokenizer", DEFAULT_PATTERN)
+    check_pattern(tokenizer)
+    frequent_tokens = meta.get("frequent_tokens", [])
+    if not _is_strings(frequent_tokens):
+        raise ValueError("'frequent_tokens' is not a list of strings")
+    return _Meta(
+        config=config,
+        vocabs=_stored_vocabs(meta["vocabs"], config),
+        labels=_stored_labels(meta["labels"]),
+        temperature=float(temperature),
+        tokenizer=tokenizer,
+        frequent_tokens=frequent_tokens,
+        metrics=meta.get("metrics", {}),
+    )
+
+
+def _stored_vocabs(stored: dict, config: Config) -> dict[str, Vocab]:
+    """The vocabulary of each feature ``config`` turns on; ValueError if one is damaged."""
+    vocabs = {}
+    for name in feature_dims(config):
+        if name not in stored:
+            raise ValueError(f"no vocabulary for the feature '{name}'")
+        try:
+            vocabs[name] = Vocab(stored[name])
+        except ValueError as err:
+            raise ValueError(f"vocabulary '{name}': {err}") from None
+    return vocabs
+
+
+def _stored_labels(labels: list) -> list[str]:
+    """``labels`` if they are "O" and the B- and I- tags of each entity type, each once.
+
+    Decoding reads them as IOB2, and a span's confidence needs both tags of its type.
+    """
+    if _is_strings(labels):
+        types = sorted({entity_type(label) for label in labels} - {None})
+        expected = ["O"] + [f"{prefix}-{t}" for t in types for prefix in ("B", "I")]
+        if sorted(labels) == sorted(expected):
+            return labels
+    raise ValueError(
+        f"labels {labels} are not the IOB2 tags 'O', B-X and I-X of each type X, each once"
+    )
+
+
+def _is_strings(value) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
 def fit_temperature(scores: np.ndarray, gold: np.ndarray) -> float:
@@ -422,10 +505,19 @@ def atomic_write(path: Path, write) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        # mkstemp makes the file 0600; a model is shared like any file its owner writes.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    """The process's umask, which can only be read by setting it (and setting it back)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
 
 
 def check_gradients(model: WindowTagger, feeds: dict) -> list[Check]:

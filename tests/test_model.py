@@ -93,6 +93,14 @@ def test_save_load_round_trip_gives_identical_probabilities(tmp_path):
     loaded = WindowTagger.load(tmp_path)
     for before, after in zip(model.probabilities(feeds), loaded.probabilities(feeds), strict=True):
         np.testing.assert_array_equal(before, after)
+    # A loaded model predicts from its frozen per-token tables, not through the graph.
+    assert loaded.projections is not None and model.projections is None
+    ids, lengths = model.encoder.ids(WORDS), np.array([6, len(WORDS) - 6])
+    before = model.token_probabilities(ids, lengths)
+    after = loaded.token_probabilities(ids, lengths)
+    assert loaded.projections.keys.size > 0  # the tables did the work
+    for p_before, p_after in zip(before, after, strict=True):
+        np.testing.assert_allclose(p_after, p_before, atol=2e-6)
     assert loaded.metrics == {"note": "x"}
     assert loaded.labels == LABELS
     assert not list(tmp_path.glob(".*")), "no temporary files left behind"

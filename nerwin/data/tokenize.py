@@ -21,6 +21,16 @@ def _compiled(pattern: str) -> re.Pattern:
     return re.compile(pattern)
 
 
+def check_pattern(pattern) -> None:
+    """ValueError saying why, unless ``pattern`` is a regular expression that compiles."""
+    if not isinstance(pattern, str):
+        raise ValueError(f"tokenizer {pattern!r} is not a regular expression")
+    try:
+        _compiled(pattern)
+    except re.error as err:
+        raise ValueError(f"tokenizer {pattern!r} does not compile ({err})") from None
+
+
 def tokenize(text: str, pattern: str = DEFAULT_PATTERN) -> tuple[list[str], list[tuple[int, int]]]:
     """Split a line into tokens and their (start, end) character offsets.
 

@@ -16,12 +16,15 @@ class Vocab:
     """Strings to ids and back. Ids 0, 1, 2 are always ``<unk>``, ``<s>``, ``</s>``."""
 
     def __init__(self, itos: Sequence[str]):
+        # Checked in full because itos may come from a model.json a user edited.
+        if not isinstance(itos, list | tuple) or not all(isinstance(v, str) for v in itos):
+            raise ValueError("a vocabulary must be a list of strings")
         if tuple(itos[: len(RESERVED)]) != RESERVED:
-            raise ValueError(f"a vocabulary starts with {RESERVED}")
+            raise ValueError(f"a vocabulary must start with {RESERVED}")
         self.itos = list(itos)
         self.stoi = {value: index for index, value in enumerate(self.itos)}
         if len(self.stoi) != len(self.itos):
-            raise ValueError("a vocabulary lists each value once")
+            raise ValueError("a vocabulary must list each value once")
 
     unk_id, bos_id, eos_id = 0, 1, 2
 
