@@ -2,11 +2,19 @@
 
 ``train(config) -> Run`` never exits the process and never prints except
 through ``log``: the CLI decides what reaches the terminal.
+
+Ctrl-C while epochs run stops training after the current batch: a SIGINT
+handler, installed only for the epochs, sets a flag that is read between
+batches, so no optimizer step is ever cut in half. The run then checkpoints
+where it stopped and saves the best model so far as usual. A second Ctrl-C
+aborts at once, and saves nothing more.
 """
 
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -18,10 +26,11 @@ from tqdm import tqdm
 
 from nerwin.checkpoint import (
     Progress,
+    check_run,
     read_checkpoint_config,
     restore_checkpoint,
     save_checkpoint,
-    write_manifest,
+    start_run,
 )
 from nerwin.config import Config, TrainConfig, config_from_dict
 from nerwin.data.conll import Sentence, entity_type, read_conll
@@ -44,7 +53,7 @@ class Run:
     history: list[dict] = field(default_factory=list)
     scores: dict[str, dict] = field(default_factory=dict)  # split -> evaluate() result
     seconds: float = 0.0
-    interrupted: bool = False
+    interrupted: bool = False  # stopped by Ctrl-C
 
 
 def read_split(config: Config, split: str) -> list[Sentence] | None:
@@ -123,10 +132,12 @@ class _Log:
     the checkpoint's records, dropping any written after the checkpoint.
     """
 
-    def __init__(self, output: Path, echo: Callable[[str], None], records: list[dict]):
+    def __init__(
+        self, output: Path, echo: Callable[[str], None], records: list[dict], resumed: bool
+    ):
         output.mkdir(parents=True, exist_ok=True)
         self.echo = echo
-        mode = "a" if records else "w"
+        mode = "a" if resumed else "w"
         self.text = open(output / "train.log", mode, encoding="utf-8")  # noqa: SIM115
         self.records = open(output / "metrics.jsonl", "w", encoding="utf-8")  # noqa: SIM115
         for record in records:
@@ -141,9 +152,40 @@ class _Log:
         self.records.write(json.dumps(values) + "\n")
         self.records.flush()
 
-    def close(self) -> None:
+    def __enter__(self) -> _Log:
+        return self
+
+    def __exit__(self, *exc) -> None:
         self.text.close()
         self.records.close()
+
+
+class _CtrlC:
+    """While entered, the first SIGINT only sets ``requested``; the second aborts as usual.
+
+    Signal handlers can only be set from the main thread; elsewhere, or when
+    SIGINT is ignored or not Python's to handle, this changes nothing.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self.previous = None  # the handler to put back
+
+    def __enter__(self) -> _CtrlC:
+        previous = signal.getsignal(signal.SIGINT)
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        if in_main_thread and previous not in (None, signal.SIG_IGN):
+            self.previous = previous
+            signal.signal(signal.SIGINT, self._request)
+        return self
+
+    def _request(self, signum, frame) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, self.previous)  # so a second Ctrl-C aborts
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
 
 
 def _epoch_line(epoch: int, config: Config, loss: float, dev: dict | None, tps: float) -> str:
@@ -161,11 +203,14 @@ def train_epoch(
     rng: np.random.Generator,
     progress: Progress,
     checkpoint: Callable[[], None],
+    stop_requested: Callable[[], bool] = lambda: False,
 ) -> float:
     """Train from ``progress.cursor`` to the end of the epoch; returns the mean batch loss.
 
     Every ``train.checkpoint_batches`` batches (if set) ``checkpoint()`` saves
-    the state, so a killed run loses at most that many batches.
+    the state, so a killed run loses at most that many batches. Before each
+    batch ``stop_requested()`` is asked; if true the epoch ends early, with
+    ``progress.cursor`` short of the epoch's end.
     """
     config = model.config
     if progress.order is None:
@@ -180,7 +225,7 @@ def train_epoch(
         disable=None,
         leave=False,
     )
-    while progress.cursor < len(progress.order):
+    while progress.cursor < len(progress.order) and not stop_requested():
         rows = progress.order[progress.cursor : progress.cursor + batch_size]
         feeds = model.feeds(data.windows, rows, data.tags)
         feeds["word_ids"] = replace_rare_words(
@@ -232,24 +277,39 @@ def prepare(config: Config, rng: np.random.Generator) -> tuple[WindowTagger, Tra
 
 
 def train(config: Config, log: Callable[[str], None] = print) -> Run:
-    """Train on ``data.train``, select on ``data.dev``, score ``data.test``; save to ``output``."""
+    """Train on ``data.train``, select on ``data.dev``, score ``data.test``; save to ``output``.
+
+    An earlier run's checkpoint and model in ``output`` are removed once the
+    data has been read, and a checkpoint of the untrained state is written,
+    so ``--resume`` after a kill in epoch 1 continues this run, not that one.
+    """
     rng = np.random.default_rng(config.train.seed)
     model, data = prepare(config, rng)
     optimizer = make_optimizer(config.train, model.params)
-    write_manifest(Path(config.output), config, _data_files(config))
-    return _run(model, data, optimizer, rng, Progress(), log)
+    output = Path(config.output)
+    start_run(output, config, _data_files(config))
+    progress = Progress()
+    save_checkpoint(output, config, model.params, optimizer, rng, progress)
+    return _run(model, data, optimizer, rng, progress, _Log(output, log, [], resumed=False))
 
 
 def resume(run_dir: str | Path, log: Callable[[str], None] = print) -> Run:
-    """Continue the run in ``run_dir`` from its checkpoint, exactly as if it had never stopped."""
-    config = config_from_dict(read_checkpoint_config(Path(run_dir)))
+    """Continue the run in ``run_dir`` from its checkpoint, exactly as if it had never stopped.
+
+    ModelError if the checkpoint is not the run's of ``run.json``, a data file
+    has changed since, or the checkpoint's arrays do not fit the model.
+    """
+    run_dir = Path(run_dir)
+    config = config_from_dict(read_checkpoint_config(run_dir))
+    check_run(run_dir, config, _data_files(config))  # before output changes the config's hash
     config.output = str(run_dir)
     rng = np.random.default_rng(config.train.seed)
     model, data = prepare(config, rng)
     optimizer = make_optimizer(config.train, model.params)
-    progress = restore_checkpoint(Path(run_dir), model.params, optimizer, rng)
+    progress = restore_checkpoint(run_dir, model.params, optimizer, rng, len(data.windows))
     log(f"resuming {run_dir} at epoch {progress.epoch}, window {progress.cursor}")
-    return _run(model, data, optimizer, rng, progress, log)
+    logger = _Log(run_dir, log, progress.history, resumed=True)
+    return _run(model, data, optimizer, rng, progress, logger)
 
 
 def calibrate_on(model: WindowTagger, sentences: list[Sentence]) -> float:
@@ -266,24 +326,34 @@ def _data_files(config: Config) -> list[Path]:
     return [Path(config.data.dir) / name for name in names if name]
 
 
-def _run(model, data, optimizer, rng, progress: Progress, log) -> Run:
+def _run(model, data, optimizer, rng, progress: Progress, logger: _Log) -> Run:
     """The epochs from ``progress`` on, then the final scores of the best model."""
     run = Run(output=Path(model.config.output), model=model, best_epoch=progress.best_epoch)
-    logger = _Log(run.output, log, progress.history)
-    logger.line(
-        f"training on {len(data.windows)} tokens ({len(data.windows.sentence_starts) - 1} "
-        f"sentences), {len(model.labels)} tags, vocabulary {len(model.vocabs['word'])}, "
-        f"{sum(p.size for p in model.params.values())} parameters"
-    )
-    started = time.perf_counter()
-    try:
-        _fit(model, data, optimizer, rng, progress, logger)
-    except KeyboardInterrupt:
-        run.interrupted = True
-        logger.line("interrupted: keeping the best model so far")
-    run.seconds = time.perf_counter() - started
-    run.best_epoch, run.history = progress.best_epoch, progress.history
-    if progress.best_epoch:  # the best epoch's weights are the saved model's
+    with logger:
+        logger.line(
+            f"training on {len(data.windows)} tokens ({len(data.windows.sentence_starts) - 1} "
+            f"sentences), {len(model.labels)} tags, vocabulary {len(model.vocabs['word'])}, "
+            f"{sum(p.size for p in model.params.values())} parameters"
+        )
+        started = time.perf_counter()
+        run.interrupted = _fit(model, data, optimizer, rng, progress, logger)
+        run.seconds = time.perf_counter() - started
+        run.best_epoch, run.history = progress.best_epoch, progress.history
+        _finish(run, data, logger)
+    return run
+
+
+def _finish(run: Run, data: TrainingData, logger: _Log) -> None:
+    """Take back the best epoch's weights, fit the temperature on dev, score, save the model.
+
+    After Ctrl-C before any epoch ended, the model kept is the one after the
+    last complete batch.
+    """
+    model = run.model
+    if run.interrupted:
+        kept = f"epoch {run.best_epoch}'s" if run.best_epoch else "the last complete batch's"
+        logger.line(f"interrupted: keeping {kept} model; --resume goes on from here")
+    if run.best_epoch:  # the best epoch's weights are the saved model's
         model.load_weights(run.output)
     if data.dev:
         temperature = calibrate_on(model, data.dev)
@@ -292,40 +362,56 @@ def _run(model, data, optimizer, rng, progress: Progress, log) -> Run:
     model.save(
         run.output, {"best_epoch": run.best_epoch, "train_seconds": run.seconds, **run.scores}
     )
-    logger.close()
-    return run
 
 
-def _fit(model, data, optimizer, rng, progress: Progress, logger: _Log) -> None:
-    """Epochs until the last, or no better dev F1 for ``patience`` epochs; checkpoints each."""
+def _fit(model, data, optimizer, rng, progress: Progress, logger: _Log) -> bool:
+    """Epochs until the last, no better dev F1 for ``patience`` epochs, or Ctrl-C.
+
+    Both ends are tested before an epoch, not after it, so resuming a run that
+    had already ended trains nothing more. Returns whether Ctrl-C stopped it.
+    """
     config = model.config
 
     def checkpoint() -> None:
         save_checkpoint(Path(config.output), config, model.params, optimizer, rng, progress)
 
-    while progress.epoch <= config.train.epochs:
-        optimizer.lr = lr_at(config.train, progress.epoch - 1)
-        epoch_start = time.perf_counter()
-        windows_left = len(data.windows) - progress.cursor
-        loss = train_epoch(model, optimizer, data, rng, progress, checkpoint)
-        tokens_per_s = windows_left / (time.perf_counter() - epoch_start)
-        dev = evaluate(model, data.dev) if data.dev else None
-        logger.line(_epoch_line(progress.epoch, config, loss, dev, tokens_per_s))
-        record = _epoch_record(progress.epoch, loss, optimizer.lr, tokens_per_s, dev)
-        logger.record(record)
-        progress.history.append(record)
-        f1 = dev["entity"]["micro"]["f1"] if dev else float(progress.epoch)  # no dev: last wins
-        if f1 > progress.best_f1:
-            progress.best_f1, progress.best_epoch, progress.waited = f1, progress.epoch, 0
-            model.save(config.output, {"best_epoch": progress.epoch, "dev": dev})
-        else:
-            progress.waited += 1
-        progress.epoch += 1
-        progress.cursor, progress.loss_sum, progress.batches, progress.order = 0, 0.0, 0, None
+    with _CtrlC() as ctrl_c:
+        while progress.epoch <= config.train.epochs and not ctrl_c.requested:
+            if config.train.patience and progress.waited >= config.train.patience:
+                logger.line(f"no better dev F1 for {progress.waited} epochs: stopping")
+                break
+            _epoch(model, data, optimizer, rng, progress, logger, checkpoint, ctrl_c)
+        return ctrl_c.requested
+
+
+def _epoch(model, data, optimizer, rng, progress, logger, checkpoint, ctrl_c: _CtrlC) -> None:
+    """Train the rest of ``progress.epoch``, score it on dev, keep it if best; checkpoint.
+
+    Stopped by Ctrl-C before its end, it only checkpoints where it stopped.
+    """
+    config = model.config
+    optimizer.lr = lr_at(config.train, progress.epoch - 1)
+    epoch_start = time.perf_counter()
+    windows_left = len(data.windows) - progress.cursor
+    loss = train_epoch(model, optimizer, data, rng, progress, checkpoint, lambda: ctrl_c.requested)
+    if progress.cursor < len(data.windows):  # Ctrl-C: half an epoch gets no dev score
         checkpoint()
-        if config.train.patience and progress.waited >= config.train.patience:
-            logger.line(f"no better dev F1 for {progress.waited} epochs: stopping")
-            break
+        return
+    tokens_per_s = windows_left / (time.perf_counter() - epoch_start)
+    dev = evaluate(model, data.dev) if data.dev else None
+    logger.line(_epoch_line(progress.epoch, config, loss, dev, tokens_per_s))
+    record = _epoch_record(progress.epoch, loss, optimizer.lr, tokens_per_s, dev)
+    logger.record(record)
+    progress.history.append(record)
+    f1 = dev["entity"]["micro"]["f1"] if dev else float(progress.epoch)  # no dev: last wins
+    if f1 > progress.best_f1:
+        progress.best_f1, progress.best_epoch, progress.waited = f1, progress.epoch, 0
+        model.save(config.output, {"best_epoch": progress.epoch, "dev": dev})
+    else:
+        progress.waited += 1
+    progress.epoch += 1
+    progress.cursor, progress.loss_sum, progress.batches, progress.order = 0, 0.0, 0, None
+    checkpoint()
 
 
 def _epoch_record(epoch, loss, lr, tokens_per_s, dev) -> dict:

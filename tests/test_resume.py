@@ -1,7 +1,12 @@
-"""Exact resume: a run killed with SIGKILL mid-epoch and resumed ends bit-identical."""
+"""Exact resume: a run killed with SIGKILL mid-epoch and resumed ends bit-identical.
+
+And resume refuses what it cannot continue exactly: a checkpoint of another
+run, changed data, damaged arrays.
+"""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,7 +15,11 @@ import time
 import numpy as np
 import pytest
 
+from nerwin import train as train_module
 from nerwin.checkpoint import CHECKPOINT, sha256
+from nerwin.config import load_config
+from nerwin.errors import ModelError
+from nerwin.train import resume, train
 
 from .conftest import REPO, SAMPLE
 
@@ -89,3 +98,203 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip() == f"nerwin: {tmp_path}: no {CHECKPOINT} to resume from"
+
+
+def quiet(line):
+    pass
+
+
+def small_config(output, *overrides, data_dir=SAMPLE):
+    return load_config(
+        REPO / "configs" / "sample.yaml",
+        (f"data.dir={data_dir}", f"output={output}", "model.hidden=8", *overrides),
+    )
+
+
+class Killed(Exception):
+    """Stands in for SIGKILL in an in-process run: whatever is on disk stays as it is."""
+
+
+def kill_at(monkeypatch, name):
+    """Make ``nerwin.train.<name>`` die when it is called."""
+
+    def die(*args, **kwargs):
+        raise Killed
+
+    monkeypatch.setattr(train_module, name, die)
+
+
+def test_fresh_run_in_an_old_runs_directory_resumes_as_itself(tmp_path, monkeypatch):
+    """A new run killed in its first epoch, in a directory holding an older finished run,
+    resumes as the new run (not the old one) and ends as if never stopped."""
+    reused, whole = tmp_path / "reused", tmp_path / "whole"
+    train(small_config(reused, "train.epochs=2"), log=quiet)
+    new_run = ("model.hidden=16", "train.epochs=2")
+    train(small_config(whole, *new_run), log=quiet)
+
+    with monkeypatch.context() as patch:
+        kill_at(patch, "train_epoch")
+        with pytest.raises(Killed):
+            train(small_config(reused, *new_run), log=quiet)
+    assert not (reused / "weights.npz").exists() and not (reused / "model.json").exists()
+
+    lines = []
+    run = resume(reused, log=lines.append)
+    assert lines[0] == f"resuming {reused} at epoch 1, window 0"
+    assert run.model.params["hidden.W"].shape[0] == 16
+    assert weights(reused) == weights(whole)
+
+
+def test_checkpoint_of_another_run_is_refused(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    train(small_config(first, "train.epochs=1"), log=quiet)
+    train(small_config(second, "train.epochs=1", "train.seed=2"), log=quiet)
+    shutil.copy(first / CHECKPOINT, second / CHECKPOINT)
+    with pytest.raises(
+        ModelError, match=r"checkpoint\.npz: belongs to another run than .*run\.json"
+    ):
+        resume(second, log=quiet)
+
+
+def copy_sample(directory):
+    directory.mkdir()
+    for name in ("train.conll", "dev.conll", "test.conll"):
+        shutil.copy(SAMPLE / name, directory / name)
+    return directory
+
+
+def test_changed_data_file_is_one_line_and_exit_2(tmp_path):
+    data, run_dir = copy_sample(tmp_path / "data"), tmp_path / "run"
+    train(small_config(run_dir, "train.epochs=1", data_dir=data), log=quiet)
+    with open(data / "train.conll", "a", encoding="utf-8") as f:
+        f.write("Zyxxy B-PER\nqwertz O\n\n")  # new words: the vocabulary grows
+    result = subprocess.run(
+        [sys.executable, "-m", "nerwin.cli", "train", "--resume", str(run_dir)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"nerwin: {run_dir / CHECKPOINT}: data file {data / 'train.conll'} "
+        "changed since the run started\n"
+    )
+
+
+@pytest.mark.parametrize("name", ["dev.conll", "test.conll"])
+def test_changed_tags_with_the_same_vocabulary_are_refused(tmp_path, name):
+    data, run_dir = copy_sample(tmp_path / "data"), tmp_path / "run"
+    train(small_config(run_dir, "train.epochs=1", data_dir=data), log=quiet)
+    path = data / name
+    path.write_text(path.read_text(encoding="utf-8").replace("B-PER", "B-ORG", 1))
+    with pytest.raises(ModelError, match=f"data file {path} changed since the run started"):
+        resume(run_dir, log=quiet)
+    path.unlink()
+    with pytest.raises(ModelError, match=f"data file {path} is gone since the run started"):
+        resume(run_dir, log=quiet)
+
+
+def damage_checkpoint(run_dir, change):
+    with np.load(run_dir / CHECKPOINT, allow_pickle=False) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    change(arrays)
+    np.savez(run_dir / CHECKPOINT, **arrays)
+
+
+DAMAGE = {
+    "missing": (
+        lambda arrays: arrays.pop("param/hidden.W"),
+        "array 'param/hidden.W' is missing",
+    ),
+    "shape": (
+        lambda arrays: arrays.update({"m/hidden.b": np.zeros(9, np.float32)}),
+        r"array 'm/hidden.b' is float32 \(9,\), this run needs float32 \(8,\)",
+    ),
+    "dtype": (
+        lambda arrays: arrays.update({"param/hidden.b": np.zeros(8)}),
+        r"array 'param/hidden.b' is float64 \(8,\), this run needs float32 \(8,\)",
+    ),
+    "order": (
+        lambda arrays: arrays.update({"order": np.arange(5)}),
+        "array 'order' is not an order of the 4768 training windows",
+    ),
+    "bookkeeping": (
+        lambda arrays: arrays.update({"meta": np.array(json.dumps(broken_meta(arrays)))}),
+        "damaged checkpoint",
+    ),
+    "config": (
+        lambda arrays: arrays.update({"meta": np.array(json.dumps(broken_meta(arrays, "config")))}),
+        "damaged checkpoint",
+    ),
+}
+
+
+def broken_meta(arrays, key="progress"):
+    meta = json.loads(str(arrays["meta"]))
+    del meta[key]
+    return meta
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_damaged_checkpoint_is_a_model_error(tmp_path, damage):
+    change, message = DAMAGE[damage]
+    train(small_config(tmp_path, "train.epochs=1"), log=quiet)
+    damage_checkpoint(tmp_path, change)
+    with pytest.raises(ModelError, match=f"{CHECKPOINT}: {message}"):
+        resume(tmp_path, log=quiet)
+
+
+STOPPED = {
+    "early stopping": ("train.epochs=30", "train.patience=1"),
+    "last epoch": ("train.epochs=2", "train.patience=0"),
+}
+
+
+@pytest.mark.parametrize("killed_before_final_save", [False, True])
+@pytest.mark.parametrize("stop", STOPPED)
+def test_resuming_a_run_that_had_stopped_trains_no_more(
+    tmp_path, monkeypatch, stop, killed_before_final_save
+):
+    """Resumed, a run that had stopped (and perhaps was killed before saving its final model)
+    trains no further epoch and ends with the uninterrupted run's weights, bit for bit."""
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    whole_run = train(small_config(whole, *STOPPED[stop]), log=quiet)
+    if killed_before_final_save:
+        with monkeypatch.context() as patch, pytest.raises(Killed):
+            kill_at(patch, "_finish")
+            train(small_config(stopped, *STOPPED[stop]), log=quiet)
+    else:
+        train(small_config(stopped, *STOPPED[stop]), log=quiet)
+
+    lines = []
+    run = resume(stopped, log=lines.append)
+    assert not [line for line in lines if line.startswith("epoch ")]
+    assert run.best_epoch == whole_run.best_epoch
+    assert weights(stopped) == weights(whole)
+    records = [json.loads(line) for line in (stopped / "metrics.jsonl").open()]
+    scores = [(r["epoch"], r["loss"], r["dev_f1"]) for r in whole_run.history]
+    assert [(r["epoch"], r["loss"], r["dev_f1"]) for r in records] == scores
+
+
+def test_resume_after_ctrl_c_ends_as_if_never_interrupted(tmp_path, monkeypatch):
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    train(small_config(whole, "train.epochs=2"), log=quiet)
+    real_epoch = train_module.train_epoch
+
+    def ctrl_c_after_three_batches(model, optimizer, data, rng, progress, checkpoint, stop):
+        def press_after_three():
+            if progress.batches == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+            return stop()
+
+        return real_epoch(model, optimizer, data, rng, progress, checkpoint, press_after_three)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "train_epoch", ctrl_c_after_three_batches)
+        try:
+            assert train(small_config(stopped, "train.epochs=2"), log=quiet).interrupted
+        except KeyboardInterrupt:
+            pytest.fail("Ctrl-C escaped train()")
+    lines = []
+    resume(stopped, log=lines.append)
+    assert lines[0] == f"resuming {stopped} at epoch 1, window {3 * 32}"
+    assert weights(stopped) == weights(whole)

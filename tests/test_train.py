@@ -1,9 +1,12 @@
 import json
+import os
+import signal
 
 import numpy as np
 import pytest
 
 from nerwin import train as train_module
+from nerwin.checkpoint import CHECKPOINT
 from nerwin.config import load_config
 from nerwin.model import WindowTagger
 from nerwin.train import build_labels, lr_at, replace_rare_words, train
@@ -61,22 +64,103 @@ def test_same_seed_same_weights_bit_for_bit(tmp_path):
     assert other.model.params["hidden.W"].tobytes() != runs[0].model.params["hidden.W"].tobytes()
 
 
-def test_interrupt_keeps_the_best_model_so_far(tmp_path, monkeypatch):
-    real_epoch = train_module.train_epoch
-    calls = []
+def ctrl_c_inside_step(monkeypatch, step: int, presses: int = 1) -> dict[str, np.ndarray]:
+    """Press Ctrl-C (SIGINT to this process) inside optimizer step ``step``.
 
-    def interrupted_on_third(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real_epoch(*args, **kwargs)
+    The first press comes after the step has updated its first parameter and
+    before the others, the spot where an exception would leave the parameters
+    half-updated; a second press comes at its second parameter. Returns the
+    parameters as that step leaves them, filled in once it has ended.
+    """
+    after_step = {}
+    real_make = train_module.make_optimizer
 
-    monkeypatch.setattr(train_module, "train_epoch", interrupted_on_third)
-    run = train(sample_config(tmp_path), log=lambda line: None)
+    def make_optimizer(train_config, params):
+        optimizer = real_make(train_config, params)
+        update, run_step = optimizer._update, optimizer.step
+        names = list(params)[:presses]
+
+        def update_then_press(name, index, grad):
+            update(name, index, grad)
+            if optimizer.steps == step and name in names:
+                os.kill(os.getpid(), signal.SIGINT)
+
+        def step_then_copy(grads):
+            run_step(grads)
+            if optimizer.steps == step:
+                after_step.update({name: p.copy() for name, p in params.items()})
+
+        optimizer._update, optimizer.step = update_then_press, step_then_copy
+        return optimizer
+
+    monkeypatch.setattr(train_module, "make_optimizer", make_optimizer)
+    return after_step
+
+
+def train_through_ctrl_c(config):
+    # Were the press not caught, KeyboardInterrupt would end the whole pytest session.
+    try:
+        return train(config, log=lambda line: None)
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped train()")
+
+
+def saved_weights(run_dir):
+    with np.load(run_dir / "weights.npz", allow_pickle=False) as stored:
+        return {name: stored[name] for name in stored.files}
+
+
+def checkpoint_meta(run_dir):
+    with np.load(run_dir / CHECKPOINT, allow_pickle=False) as stored:
+        return json.loads(str(stored["meta"]))
+
+
+def assert_same_arrays(got, expected):
+    assert got.keys() == expected.keys()
+    for name, array in expected.items():
+        assert got[name].tobytes() == array.tobytes(), name
+
+
+def test_ctrl_c_inside_a_step_finishes_that_batch_and_keeps_its_weights(tmp_path, monkeypatch):
+    """Before any epoch has ended, the model kept is the one after the last complete batch:
+    the batch whose optimizer step the Ctrl-C arrived in, all of its update applied."""
+    after_step = ctrl_c_inside_step(monkeypatch, step=5)
+    handler = signal.getsignal(signal.SIGINT)
+    run = train_through_ctrl_c(sample_config(tmp_path, "model.hidden=8", "train.epochs=2"))
+    assert run.interrupted and run.history == [] and run.best_epoch == 0
+    assert signal.getsignal(signal.SIGINT) is handler
+    assert_same_arrays(saved_weights(tmp_path), after_step)
+    meta = checkpoint_meta(tmp_path)  # written where it stopped, for --resume
+    assert meta["optimizer"]["steps"] == 5
+    assert meta["progress"]["epoch"] == 1 and meta["progress"]["cursor"] == 5 * 32
+    assert "interrupted: keeping the last complete batch's model" in (
+        (tmp_path / "train.log").read_text()
+    )
+
+
+def test_ctrl_c_in_a_later_epoch_keeps_the_best_epochs_weights(tmp_path, monkeypatch):
+    """After Ctrl-C in epoch 3 the model is the best of epochs 1 and 2, the same, bit for bit,
+    as that of a run of two epochs."""
+    config = sample_config(tmp_path / "two", "model.hidden=8", "train.epochs=2")
+    two_epochs = train(config, log=lambda line: None)
+    steps_per_epoch = checkpoint_meta(tmp_path / "two")["optimizer"]["steps"] // 2
+    ctrl_c_inside_step(monkeypatch, step=2 * steps_per_epoch + 3)
+    config = sample_config(tmp_path / "stopped", "model.hidden=8", "train.epochs=5")
+    run = train_through_ctrl_c(config)
     assert run.interrupted and len(run.history) == 2
-    saved = WindowTagger.load(tmp_path)
-    assert saved.metrics["best_epoch"] in (1, 2)
-    assert "dev" in saved.metrics
+    assert run.best_epoch == two_epochs.best_epoch
+    assert_same_arrays(saved_weights(tmp_path / "stopped"), saved_weights(tmp_path / "two"))
+    assert WindowTagger.load(tmp_path / "stopped").metrics["best_epoch"] == run.best_epoch
+
+
+def test_second_ctrl_c_aborts_and_saves_nothing_more(tmp_path, monkeypatch):
+    ctrl_c_inside_step(monkeypatch, step=5, presses=2)
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        train(sample_config(tmp_path, "model.hidden=8", "train.epochs=2"), log=lambda line: None)
+    assert signal.getsignal(signal.SIGINT) is handler
+    assert not (tmp_path / "weights.npz").exists()  # no epoch ended: no model
+    assert checkpoint_meta(tmp_path)["optimizer"]["steps"] == 0  # the one written at the start
 
 
 def test_early_stopping_respects_patience(tmp_path):
