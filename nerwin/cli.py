@@ -6,9 +6,11 @@ stderr with exit code 2; nothing here computes anything itself.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import sys
+from typing import NoReturn
 
 import click
 
@@ -31,7 +33,7 @@ from nerwin.predict import (
 from nerwin.train import resume as resume_training
 from nerwin.train import train as train_model
 
-DEFAULT_MODEL = Config().output  # where `nerwin train` on the sample config saves
+DEFAULT_MODEL = Config().output  # where `nerwin train` saves unless told otherwise
 
 
 def user_errors(command):
@@ -51,24 +53,73 @@ def user_errors(command):
 model_option = click.option(
     "--model",
     "model_dir",
+    metavar="DIR",
     default=DEFAULT_MODEL,
     show_default=True,
     help="Model directory written by `nerwin train`.",
 )
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(),
+    metavar="FILE",
+    help="YAML config file; without one, the built-in defaults (README, Configuration).",
+)
+set_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config key, the value read as YAML (train.lr=0.01); repeatable.",
+)
 
 
-@click.group()
+class Nerwin(click.Group):
+    """The ``nerwin`` group: a failed write to stdout ends as one line, like a user error."""
+
+    def main(self, *args, **kwargs):
+        try:
+            try:
+                return super().main(*args, **kwargs)
+            finally:
+                sys.stdout.flush()  # so buffered output fails here, not at interpreter exit
+        except OSError as err:
+            # Loaders turn every error of a file they open into a NerwinError; an
+            # OSError naming no file that gets this far is a write to stdout failing.
+            if err.filename is not None:
+                raise
+            output_failed(err)
+
+
+def output_failed(err: OSError) -> NoReturn:
+    """Exit quietly when the reader has gone (``| head``), else say why the output failed."""
+    if err.errno == errno.EPIPE:
+        sys.exit(1)
+    click.echo(f"nerwin: cannot write output: {err.strerror}", err=True)
+    sys.exit(2)
+
+
+@click.group(cls=Nerwin)
 @click.version_option(__version__, prog_name="nerwin")
 def main():
     """Window-classifier named-entity tagger with hand-derived gradients."""
 
 
 @main.command()
-@click.option("--config", "config_path", type=click.Path(), help="YAML config file.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a key.")
-@click.option("--output", help="Output directory (same as --set output=DIR).")
+@config_option
+@set_option
 @click.option(
-    "--resume", "resume_dir", type=click.Path(), help="Continue the run in this directory."
+    "--output",
+    type=click.Path(),
+    metavar="DIR",
+    help="Output directory, taken as typed; wins over the config's `output` (runs/sample).",
+)
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(),
+    metavar="RUN_DIR",
+    help="Continue the run in this directory; alone, without the options above.",
 )
 @user_errors
 def train(config_path, overrides, output, resume_dir):
@@ -78,9 +129,10 @@ def train(config_path, overrides, output, resume_dir):
             raise NerwinError("--resume continues a run as it was: no --config, --set or --output")
         run = resume_training(resume_dir, log=click.echo)
     else:
+        config = load_config(config_path, overrides)
         if output:
-            overrides = (*overrides, f"output={output}")
-        run = train_model(load_config(config_path, overrides), log=click.echo)
+            config.output = output  # a path, not YAML: 2024, null and "a #1" stay as typed
+        run = train_model(config, log=click.echo)
     click.echo(f"best epoch {run.best_epoch}, {run.seconds:.1f} s; model saved in {run.output}")
     for split, scores in run.scores.items():
         click.echo(f"\n== {split} ==\n{format_report(scores)}")
@@ -98,10 +150,19 @@ def train(config_path, overrides, output, resume_dir):
     help="table: every view of the errors; conlleval: conlleval.pl's report; json: all numbers.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
-@click.option("--errors", "worst", type=int, default=0, help="List the K worst FPs and FNs.")
+@click.option(
+    "--errors",
+    "worst",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    metavar="K",
+    help="List the K most confident false positives and least probable false negatives.",
+)
 @click.option(
     "--write-predictions",
     type=click.Path(),
+    metavar="OUT",
     help="Write token, gold and predicted tag per line, as conlleval.pl reads them.",
 )
 @user_errors
@@ -135,12 +196,18 @@ def eval_command(model_dir, file, output_format, as_json, worst, write_predictio
     type=click.Choice(["text", "conll"]),
     default="text",
     show_default=True,
-    help="text: a sentence a line; conll: a token a line (first column).",
+    help="text: a sentence a line; conll: a token a line, in the model's token column.",
 )
 @click.option(
-    "--output-format", type=click.Choice(sorted(FORMATS)), default="conll", show_default=True
+    "--output-format",
+    type=click.Choice(sorted(FORMATS)),
+    default="conll",
+    show_default=True,
+    help="conll: token, tag, P(tag), P(entity); jsonl: an object a sentence; inline: brackets.",
 )
-@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of FILE.")
+@click.option(
+    "--encoding", metavar="ENC", default="utf-8", show_default=True, help="Text encoding of FILE."
+)
 @click.option(
     "--scheme",
     type=click.Choice(["IOB1", "IOB2", "BIOES"]),
@@ -152,12 +219,14 @@ def eval_command(model_dir, file, output_format, as_json, worst, write_predictio
     "--min-confidence",
     type=click.FloatRange(0.0, 1.0),
     default=0.0,
-    help="Drop entity spans whose confidence is below this.",
+    show_default=True,
+    metavar="P",
+    help="Drop entity spans whose confidence is below P.",
 )
 @user_errors
 def predict(model_dir, file, input_format, output_format, encoding, scheme, min_confidence):
     """Tag FILE (or - for stdin) and write the tags to stdout as they are found."""
-    check_encoding(encoding)
+    check_encoding(encoding, "--encoding: ")
     model = WindowTagger.load(model_dir)
     if input_format == "conll":
         token_column = model.config.data.token_column
@@ -185,15 +254,36 @@ def data_options(command):
         [
             click.argument("files", nargs=-1, required=True, type=click.Path()),
             click.option("--json", "as_json", is_flag=True, help="Print JSON."),
-            click.option("--encoding", default="auto", show_default=True),
+            click.option(
+                "--encoding",
+                metavar="ENC",
+                default="auto",
+                show_default=True,
+                help="Text encoding of FILES; auto: UTF-8, else latin-1.",
+            ),
             click.option(
                 "--scheme",
                 type=click.Choice(["auto", "IOB1", "IOB2", "BIOES"]),
                 default="auto",
                 show_default=True,
+                help="Tag scheme of FILES; auto: detected from the tags.",
             ),
-            click.option("--token-column", type=int, default=0, show_default=True),
-            click.option("--tag-column", type=int, default=-1, show_default=True),
+            click.option(
+                "--token-column",
+                type=int,
+                metavar="N",
+                default=0,
+                show_default=True,
+                help="Column of the token.",
+            ),
+            click.option(
+                "--tag-column",
+                type=int,
+                metavar="N",
+                default=-1,
+                show_default=True,
+                help="Column of the tag; negative counts from the end.",
+            ),
         ]
     ):
         command = option(command)
@@ -202,7 +292,14 @@ def data_options(command):
 
 @data.command(name="validate")
 @data_options
-@click.option("--max-sentence-tokens", type=int, default=250, show_default=True)
+@click.option(
+    "--max-sentence-tokens",
+    type=click.IntRange(1),
+    metavar="N",
+    default=250,
+    show_default=True,
+    help="Warn about sentences longer than this.",
+)
 @user_errors
 def data_validate(files, as_json, max_sentence_tokens, **reading):
     """Check FILES (training data first, then dev/test) and list every problem.
@@ -219,9 +316,16 @@ def data_validate(files, as_json, max_sentence_tokens, **reading):
 @data.command(name="stats")
 @data_options
 @click.option(
-    "--vocab-from", type=click.Path(), help="A CoNLL file whose words are the vocabulary."
+    "--vocab-from",
+    type=click.Path(),
+    metavar="CONLL",
+    help="A CoNLL file whose words are the vocabulary, for OOV rates.",
 )
-@click.option("--vectors", help="Vectors whose words are the vocabulary (glove-6b-50d or a file).")
+@click.option(
+    "--vectors",
+    metavar="VECTORS",
+    help="Vectors whose words are the vocabulary, for OOV rates (glove-6b-50d or a file).",
+)
 @user_errors
 def data_stats(files, as_json, vocab_from, vectors, **reading):
     """Sentences, tokens, entities per type and OOV rates of FILES."""
@@ -240,8 +344,8 @@ def data_stats(files, as_json, vocab_from, vectors, **reading):
 
 
 @main.command()
-@click.option("--config", "config_path", type=click.Path(), help="YAML config file.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a key.")
+@config_option
+@set_option
 @user_errors
 def gradcheck(config_path, overrides):
     """Check every hand-derived gradient of a small float64 model by central differences."""

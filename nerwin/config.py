@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -108,7 +109,7 @@ NON_NEGATIVE = (
     "train.patience",
     "train.checkpoint_batches",
 )
-PROBABILITIES = ("features.unk_replace", "model.dropout")
+FRACTIONS = ("features.unk_replace", "model.dropout", "train.momentum")  # in [0, 1)
 
 
 def _read_yaml(path: Path) -> tuple[Any, dict[str, str]]:
@@ -118,12 +119,16 @@ def _read_yaml(path: Path) -> tuple[Any, dict[str, str]]:
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: cannot read config ({getattr(err, 'strerror', err)})") from None
     where: dict[str, str] = {"": f"{path}: "}
+    seen: set[str] = set()
 
     def walk(node, prefix: str) -> None:
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
                 dotted = f"{prefix}{key_node.value}"
                 where[dotted] = f"{path}:{key_node.start_mark.line + 1}: "
+                if dotted in seen:  # safe_load would silently keep the last one
+                    raise ConfigError(f"{where[dotted]}duplicate key '{dotted}'")
+                seen.add(dotted)
                 walk(value_node, dotted + ".")
 
     try:
@@ -139,19 +144,28 @@ def _read_yaml(path: Path) -> tuple[Any, dict[str, str]]:
 
 def _coerce(value: Any, expected: type, key: str) -> Any:
     """``value`` as ``expected``, or a ConfigError naming the key."""
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if expected is float and isinstance(value, str):
-        # YAML 1.1 reads 1e-3 (no dot) as a string; users write it that way.
-        try:
-            return float(value)
-        except ValueError:
-            pass
+    if expected is float:
+        return _finite_float(value, key)
     if expected is str and value is None:
         return ""
     if isinstance(value, expected) and not (expected is int and isinstance(value, bool)):
         return value
     raise ConfigError(f"{key}: expected {expected.__name__}, got {value!r}")
+
+
+def _finite_float(value: Any, key: str) -> float:
+    """``value`` as a finite float: nan and inf would pass every range check in ``validate``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ConfigError(f"{key}: expected float, got {value!r}")
+    try:
+        number = float(value)  # a str too: YAML 1.1 reads 1e-3 (no dot) as one
+    except ValueError:
+        raise ConfigError(f"{key}: expected float, got {value!r}") from None
+    except OverflowError:  # an int beyond the range of a float
+        number = math.inf
+    if not math.isfinite(number):
+        raise ConfigError(f"{key}: must be a finite number, got {value!r}")
+    return number
 
 
 def _apply(target: Any, values: Any, prefix: str, where: dict[str, str]) -> None:
@@ -208,7 +222,7 @@ def validate(config: Config, where: dict[str, str] | None = None) -> None:
     for key in NON_NEGATIVE:
         if get(key) < 0:
             fail(key, f"must not be negative, got {get(key)}")
-    for key in PROBABILITIES:
+    for key in FRACTIONS:
         if not 0.0 <= get(key) < 1.0:
             fail(key, f"must be in [0, 1), got {get(key)}")
     check_encoding(config.data.encoding, f"{where.get('data.encoding', '')}data.encoding: ")

@@ -1,18 +1,19 @@
 """Running a model over text: tokenise, batch, tag, evaluate, format.
 
 Everything streams: sentences are read, tagged and yielded a batch at a
-time, so memory does not grow with the input. Spans are half-open,
-``[start, end)``, both for token indexes and for character offsets.
+time, so memory does not grow with the input, only with its longest
+sentence. Spans are half-open, ``[start, end)``, both for token indexes and
+for character offsets.
 """
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -22,10 +23,14 @@ from nerwin.data.tokenize import tokenize
 from nerwin.decode import decode_batch, span_confidence, spans
 from nerwin.errors import NerwinError
 from nerwin.metrics import conlleval_lines, evaluate_tags
-from nerwin.model import WindowTagger
+from nerwin.model import WindowTagger, atomic_write
 from nerwin.nn.gates import softmax
 
 SENTENCES_PER_BATCH = 512
+# Tokens of one forward pass: its hidden layer is (tokens, H) floats, 20 MB at H = 300.
+TOKENS_PER_BATCH = 16384
+
+Item = TypeVar("Item")
 
 
 @dataclass
@@ -65,7 +70,9 @@ class Tagged:
                 "text": " ".join(self.tokens[start:end]),
                 "token_start": start,
                 "token_end": end,
-                "confidence": span_confidence(self.p_tag, labels, (entity_type, start, end)),
+                "confidence": round(
+                    span_confidence(self.p_tag, labels, (entity_type, start, end)), 4
+                ),
             }
             if self.offsets is not None:
                 entity["start"] = self.offsets[start][0]
@@ -76,10 +83,10 @@ class Tagged:
 
 
 def tag_batch(model: WindowTagger, token_lists: Sequence[Sequence[str]]) -> list[Tagged]:
-    """Tag sentences all at once: one forward pass over all their tokens, one decode."""
+    """Tag sentences all at once: forward passes of TOKENS_PER_BATCH tokens, one decode."""
     lengths = np.array([len(tokens) for tokens in token_lists], dtype=np.int64)
     ids = model.encoder.ids([token for tokens in token_lists for token in tokens])  # (T, F)
-    p_ent, p_tag = model.token_probabilities(ids, lengths)
+    p_ent, p_tag = token_probabilities(model, ids, lengths)
     bounds = np.r_[0, np.cumsum(lengths)]
     tags = decode_batch(p_tag, bounds, model.labels, model.config.model.decode)
     starts = bounds.tolist()  # Python ints slice faster than numpy's
@@ -91,25 +98,69 @@ def tag_batch(model: WindowTagger, token_lists: Sequence[Sequence[str]]) -> list
     ]
 
 
+def token_probabilities(
+    model: WindowTagger, ids: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``model.token_probabilities``, TOKENS_PER_BATCH tokens a pass, sentences of any length.
+
+    A token's window reaches k tokens either side, so each pass also reads
+    up to k tokens of its sentences beyond its ends and drops their rows: the
+    numbers are those of one pass over everything. ids: shape (T, F);
+    lengths: shape (S,). Returns (p_ent: shape (T,), p_tag: shape (T, C)).
+    """
+    if len(ids) <= TOKENS_PER_BATCH:
+        return model.token_probabilities(ids, lengths)
+    k = model.config.features.window
+    bounds = np.r_[0, np.cumsum(lengths)]  # (S + 1,)
+    p_ent, p_tag = [], []
+    for start in range(0, len(ids), TOKENS_PER_BATCH):
+        stop = min(start + TOKENS_PER_BATCH, len(ids))
+        first = bounds[np.searchsorted(bounds, start, side="right") - 1]  # its sentence's start
+        last = bounds[np.searchsorted(bounds, stop - 1, side="right")]  # ... and end
+        low, high = max(start - k, first), min(stop + k, last)
+        piece_lengths = np.diff(np.clip(bounds, low, high))
+        ent, tag = model.token_probabilities(ids[low:high], piece_lengths[piece_lengths > 0])
+        p_ent.append(ent[start - low : stop - low])
+        p_tag.append(tag[start - low : stop - low])
+    return np.concatenate(p_ent), np.concatenate(p_tag)
+
+
+def batches(
+    items: Iterable[Item], size: Callable[[Item], int], sentences: int = SENTENCES_PER_BATCH
+) -> Iterator[list[Item]]:
+    """``items`` in lists of at most ``sentences`` items and TOKENS_PER_BATCH tokens in all.
+
+    ``size(item)`` is its tokens; an item longer than the budget comes alone.
+    """
+    batch: list[Item] = []
+    tokens = 0
+    for item in items:
+        if batch and (len(batch) == sentences or tokens + size(item) > TOKENS_PER_BATCH):
+            yield batch
+            batch, tokens = [], 0
+        batch.append(item)
+        tokens += size(item)
+    if batch:
+        yield batch
+
+
 def tag_stream(
     model: WindowTagger, token_lists: Iterable[Sequence[str]], batch: int = SENTENCES_PER_BATCH
 ) -> Iterator[Tagged]:
-    """Tag an iterable of token lists lazily, ``batch`` sentences per forward pass."""
-    iterator = iter(token_lists)
-    while chunk := list(islice(iterator, batch)):
+    """Tag an iterable of token lists lazily, a batch of at most ``batch`` sentences at a time."""
+    for chunk in batches(token_lists, len, batch):
         yield from tag_batch(model, chunk)
 
 
 def tag_text_lines(model: WindowTagger, lines: Iterable[str]) -> Iterator[Tagged]:
     """Raw text, one sentence per line (blank lines skipped) -> tagged sentences with offsets."""
     texts = (line.rstrip("\r\n") for line in lines if line.strip())
-    while chunk := list(islice(texts, SENTENCES_PER_BATCH)):
-        split = [tokenize(text, model.tokenizer) for text in chunk]
-        for text, (_, offsets), tagged in zip(
-            chunk, split, tag_batch(model, [tokens for tokens, _ in split]), strict=True
-        ):
-            tagged.text, tagged.offsets = text, offsets
-            yield tagged
+    split = ((text, *tokenize(text, model.tokenizer)) for text in texts)  # (text, tokens, offsets)
+    for chunk in batches(split, lambda item: len(item[1])):
+        tagged = tag_batch(model, [tokens for _, tokens, _ in chunk])
+        for (text, _, offsets), item in zip(chunk, tagged, strict=True):
+            item.text, item.offsets = text, offsets
+            yield item
 
 
 def evaluate(model: WindowTagger, sentences: Sequence[Sentence]) -> dict:
@@ -139,6 +190,7 @@ def explain_model(
         model.labels,
         errors=errors,
         p_tag_unscaled=unscaled if model.temperature != 1.0 else None,
+        lines=[s.line for s in sentences],
     )
     return result, pred
 
@@ -150,8 +202,9 @@ def write_prediction_file(path, sentences: Sequence[Sentence], pred: list[list[s
         text = conlleval_lines(tokens, gold, pred)
     except ValueError as err:
         raise NerwinError(f"{path}: cannot write for conlleval: {err}") from None
+    data = text.encode("utf-8")
     try:
-        Path(path).write_text(text, encoding="utf-8")
+        atomic_write(Path(path), lambda file: file.write(data))
     except OSError as err:
         raise NerwinError(f"{path}: cannot write ({err.strerror})") from None
 

