@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from nerwin import inference
 from nerwin.config import Config
 from nerwin.data.features import FEATURES, TokenEncoder, encode_windows
 from nerwin.data.vocab import Vocab
@@ -57,6 +58,19 @@ def test_frozen_model_gives_the_graphs_probabilities(window, activation):
     assert model.projections.keys.size > 0  # the tables did the work
     np.testing.assert_allclose(fast_ent, p_ent, atol=1e-12)
     np.testing.assert_allclose(fast_tag, p_tag, atol=1e-12)
+
+
+@pytest.mark.parametrize("block", [1, 3, 7])
+def test_any_block_size_gives_the_graphs_probabilities(block, monkeypatch):
+    monkeypatch.setattr(inference, "BLOCK", block)  # many blocks in each thread's half
+    model = make_model(dtype=np.float64)
+    windows = encode_windows(TEXT, model.vocabs, 2)
+    expected = model.probabilities(model.feeds(windows, np.arange(len(windows))))
+    model.freeze()
+    ids = model.encoder.ids([token for s in TEXT for token in s])
+    got = model.token_probabilities(ids, np.array([len(s) for s in TEXT]))
+    for fast, graph in zip(got, expected, strict=True):
+        np.testing.assert_allclose(fast, graph, atol=1e-12)
 
 
 def test_frozen_float32_model_within_float32_rounding():
