@@ -5,7 +5,7 @@ Inputs are lists over sentences in corpus order: ``tokens``, ``gold`` and
 ``pred`` (IOB2 tags), ``p_tag`` arrays of shape (T, C) over ``labels`` and
 ``p_ent`` arrays of shape (T,), T the sentence length and C = len(labels);
 optionally ``lines``, the file line of each sentence's first token
-(``Sentence.line``), which names the sentence of an error.
+(``Sentence.line``), which place each error in its file.
 Spans are half-open ``(type, start, end)`` token ranges read leniently, as
 conlleval does (``nerwin.decode.spans``). M counts calibrated items.
 """
@@ -147,7 +147,7 @@ def _error(span: Span, other_spans: list[Span], sentence: tuple, labels: Sequenc
     line, tokens, p_tag, p_ent = sentence
     entity_type, start, end = span
     return {
-        "line": line,
+        "line": None if line is None else line + start,  # a token a line in CoNLL files
         "start": start,
         "end": end,
         "type": entity_type,
@@ -194,8 +194,8 @@ def worst_errors(
     boundaries), ranked by its ``span_confidence``, highest first; a false
     negative is a gold span not predicted, ranked by the probability the
     model gives it (``span_confidence``; 0.0 if its type has no labels),
-    lowest first; ties keep corpus order. Each is {"line" (of its
-    sentence's first token, from ``lines``; None without them), "start",
+    lowest first; ties keep corpus order. Each is {"line" (of the span's
+    first token, from ``lines``; None without them), "start",
     "end", "type", "text", "other_types" (the types of the spans
     on the other side that overlap it: gold ones for a false positive,
     predicted ones for a false negative), "probability", "p_entity" (one

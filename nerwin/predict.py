@@ -70,9 +70,7 @@ class Tagged:
                 "text": " ".join(self.tokens[start:end]),
                 "token_start": start,
                 "token_end": end,
-                "confidence": round(
-                    span_confidence(self.p_tag, labels, (entity_type, start, end)), 4
-                ),
+                "confidence": span_confidence(self.p_tag, labels, (entity_type, start, end)),
             }
             if self.offsets is not None:
                 entity["start"] = self.offsets[start][0]
@@ -86,7 +84,7 @@ def tag_batch(model: WindowTagger, token_lists: Sequence[Sequence[str]]) -> list
     """Tag sentences all at once: forward passes of TOKENS_PER_BATCH tokens, one decode."""
     lengths = np.array([len(tokens) for tokens in token_lists], dtype=np.int64)
     ids = model.encoder.ids([token for tokens in token_lists for token in tokens])  # (T, F)
-    p_ent, p_tag = token_probabilities(model, ids, lengths)
+    p_ent, p_tag = probabilities_in_pieces(model, ids, lengths)
     bounds = np.r_[0, np.cumsum(lengths)]
     tags = decode_batch(p_tag, bounds, model.labels, model.config.model.decode)
     starts = bounds.tolist()  # Python ints slice faster than numpy's
@@ -98,7 +96,7 @@ def tag_batch(model: WindowTagger, token_lists: Sequence[Sequence[str]]) -> list
     ]
 
 
-def token_probabilities(
+def probabilities_in_pieces(
     model: WindowTagger, ids: np.ndarray, lengths: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """``model.token_probabilities``, TOKENS_PER_BATCH tokens a pass, sentences of any length.
@@ -115,9 +113,9 @@ def token_probabilities(
     p_ent, p_tag = [], []
     for start in range(0, len(ids), TOKENS_PER_BATCH):
         stop = min(start + TOKENS_PER_BATCH, len(ids))
-        first = bounds[np.searchsorted(bounds, start, side="right") - 1]  # its sentence's start
-        last = bounds[np.searchsorted(bounds, stop - 1, side="right")]  # ... and end
-        low, high = max(start - k, first), min(stop + k, last)
+        sentence_start = bounds[np.searchsorted(bounds, start, side="right") - 1]
+        sentence_end = bounds[np.searchsorted(bounds, stop - 1, side="right")]
+        low, high = max(start - k, sentence_start), min(stop + k, sentence_end)
         piece_lengths = np.diff(np.clip(bounds, low, high))
         ent, tag = model.token_probabilities(ids[low:high], piece_lengths[piece_lengths > 0])
         p_ent.append(ent[start - low : stop - low])
@@ -225,7 +223,10 @@ def format_jsonl(tagged: Tagged, labels: Sequence[str], scheme: str = "IOB2") ->
         "tags": from_iob2(tagged.tags, scheme),
         "p_tag": [round(float(p), 4) for p in tagged.tag_probabilities(labels)],
         "p_entity": [round(float(p), 4) for p in tagged.p_ent],
-        "entities": tagged.entities(labels),
+        "entities": [
+            {**entity, "confidence": round(entity["confidence"], 4)}
+            for entity in tagged.entities(labels)
+        ],
     }
     if tagged.text is not None:
         record = {"text": tagged.text, "offsets": tagged.offsets, **record}

@@ -127,11 +127,11 @@ def test_worst_errors_by_hand():
     false_positives, false_negatives = errors["false_positives"], errors["false_negatives"]
     # false positives, most confident first: s0 PER(2,3) 0.6, s1 PER(0,1) 0.5
     assert [(e["line"], e["start"], e["end"]) for e in false_positives] == [
-        (3, 2, 3),
+        (5, 2, 3),  # the sentence at line 3, its token 2
         (7, 0, 1),
     ]
     assert false_positives[0] == {  # 0.6 and 0.8 are read, not computed: exact
-        "line": 3,
+        "line": 5,
         "start": 2,
         "end": 3,
         "type": "PER",
@@ -154,14 +154,14 @@ def test_worst_errors_keeps_k():
     assert [e["probability"] for e in errors["false_negatives"]] == pytest.approx([0.4])
 
 
-def test_format_errors_names_the_line_of_the_sentence():
+def test_format_errors_names_the_line_of_the_span():
     text = format_errors(worst_errors(TOKENS, GOLD, PRED, P_TAG, P_ENT, LABELS, k=2, lines=LINES))
     assert text.splitlines() == [
         "false positives (predicted, not in gold; most confident first):",
-        "  p 0.600 | P(entity) 0.80 | gold LOC | line 3: Peter visits [PER Paris]",
+        "  p 0.600 | P(entity) 0.80 | gold LOC | line 5: Peter visits [PER Paris]",
         "  p 0.500 | P(entity) 0.95 | gold PER | line 7: [PER John] Smith left",
         "false negatives (in gold, not predicted; least probable first):",
-        "  p 0.400 | P(entity) 0.80 | predicted PER | line 3: Peter visits [LOC Paris]",
+        "  p 0.400 | P(entity) 0.80 | predicted PER | line 5: Peter visits [LOC Paris]",
         "  p 0.450 | P(entity) 0.95 0.60 | predicted PER | line 7: [PER John Smith] left",
     ]
     unplaced = format_errors(worst_errors(TOKENS, GOLD, PRED, P_TAG, P_ENT, LABELS, k=1))
@@ -196,7 +196,7 @@ def test_explain_by_hand():
 
 def test_explain_is_json_and_lists_errors_when_asked():
     result = explain(TOKENS, GOLD, PRED, P_TAG, P_ENT, LABELS, errors=1, lines=LINES)
-    assert [e["line"] for e in result["errors"]["false_positives"]] == [3]
+    assert [e["line"] for e in result["errors"]["false_positives"]] == [5]
     assert json.loads(json.dumps(result, allow_nan=False)) == result
 
 

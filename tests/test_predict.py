@@ -1,7 +1,16 @@
-import numpy as np
+import json
 
+import numpy as np
+import pytest
+
+import nerwin.predict as predict
+from nerwin.data.conll import Sentence
 from nerwin.data.tokenize import tokenize
-from nerwin.predict import Tagged, format_inline, format_jsonl
+from nerwin.errors import NerwinError
+from nerwin.model import WindowTagger
+from nerwin.predict import Tagged, format_inline, format_jsonl, tag_text_lines
+
+from .test_model import make_model, small_config
 
 LABELS = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
 
@@ -46,8 +55,6 @@ def test_every_entity_offset_slices_back_to_its_text():
     for start, end, kind in ((2, 3, "PER"), (4, 6, "PER"), (7, 9, "LOC"), (10, 11, "LOC")):
         tags[start:end] = [f"B-{kind}"] + [f"I-{kind}"] * (end - start - 1)
     item = Tagged(tokens, tags, one_hot_rows(tags), np.zeros(len(tokens)), text, offsets)
-    import json
-
     for entity in json.loads(format_jsonl(item, LABELS))["entities"]:
         assert text[entity["start"] : entity["end"]] == entity["text"]
     assert [e["text"] for e in json.loads(format_jsonl(item, LABELS))["entities"]] == [
@@ -56,11 +63,6 @@ def test_every_entity_offset_slices_back_to_its_text():
 
 
 def test_model_keeps_its_tokenizer(tmp_path):
-    from nerwin.model import WindowTagger
-    from nerwin.predict import tag_text_lines
-
-    from .test_model import make_model, small_config
-
     model, _ = make_model(small_config())
     model.tokenizer = r"\S+"  # whitespace tokens: "Paris." stays one token
     model.save(tmp_path)
@@ -74,10 +76,6 @@ def test_model_keeps_its_tokenizer(tmp_path):
 
 def loaded_model(tmp_path):
     """A frozen model, as `nerwin predict` uses it, and its unfrozen original."""
-    from nerwin.model import WindowTagger
-
-    from .test_model import make_model, small_config
-
     model, _ = make_model(small_config())
     model.save(tmp_path)
     return WindowTagger.load(tmp_path), model
@@ -93,8 +91,6 @@ SENTENCES = [
 
 
 def test_batches_keep_to_the_token_budget(monkeypatch):
-    import nerwin.predict as predict
-
     monkeypatch.setattr(predict, "TOKENS_PER_BATCH", 10)
     chunks = list(predict.batches(SENTENCES, len))
     assert [[len(s) for s in chunk] for chunk in chunks] == [[6, 3, 0, 1], [30]]
@@ -102,8 +98,6 @@ def test_batches_keep_to_the_token_budget(monkeypatch):
 
 
 def test_a_small_token_budget_gives_the_same_probabilities_and_tags(tmp_path, monkeypatch):
-    import nerwin.predict as predict
-
     for model in loaded_model(tmp_path):
         whole = predict.tag_batch(model, SENTENCES)
         monkeypatch.setattr(predict, "TOKENS_PER_BATCH", 4)  # pieces cut sentences anywhere
@@ -116,8 +110,6 @@ def test_a_small_token_budget_gives_the_same_probabilities_and_tags(tmp_path, mo
 
 
 def test_a_line_longer_than_the_budget_is_tagged_as_one_sentence(tmp_path, monkeypatch):
-    import nerwin.predict as predict
-
     model, _ = loaded_model(tmp_path)
     line = "Peter Blackburn flew from Brussels to Lisbon on Tuesday . " * 50
     (whole,) = predict.tag_text_lines(model, [line])
@@ -138,26 +130,19 @@ def test_a_line_longer_than_the_budget_is_tagged_as_one_sentence(tmp_path, monke
 
 
 def test_jsonl_confidence_is_rounded_like_the_probabilities():
-    import json
-
     item = tagged_text("Paris and Rome", ["B-LOC", "O", "B-LOC"], confidence=0.123456789)
     (entity, _) = json.loads(format_jsonl(item, LABELS))["entities"]
     assert entity["confidence"] == round(entity["confidence"], 4)
     assert len(str(entity["confidence"])) <= len("0.0001")
 
 
-def test_prediction_file_is_written_through_atomic_write(tmp_path, monkeypatch):
-    import nerwin.predict as predict
-    from nerwin.data.conll import Sentence
-
-    targets = []
-    real = predict.atomic_write
-    monkeypatch.setattr(
-        predict, "atomic_write", lambda path, write: targets.append(path) or real(path, write)
-    )
+def test_prediction_file_is_whole_or_absent(tmp_path):
     path = tmp_path / "pred.txt"
     sentence = Sentence(tokens=("Paris",), tags=("B-LOC",), line=1, doc=0)
     predict.write_prediction_file(path, [sentence], [["B-LOC"]])
-    assert targets == [path]
     assert path.read_text(encoding="utf-8") == "Paris B-LOC B-LOC\n\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["pred.txt"]  # no temporary file left
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()  # renaming the finished file onto a directory fails
+    with pytest.raises(NerwinError, match="blocked.*cannot write"):
+        predict.write_prediction_file(blocked, [sentence], [["B-LOC"]])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocked", "pred.txt"]  # no temp file

@@ -38,7 +38,7 @@ from nerwin.errors import DataError
 SCHEMES = ("IOB1", "IOB2", "BIOES")
 
 _DOCSTART = "-DOCSTART-"
-_BOM = "\ufeff"
+BOM = "\ufeff"
 _ASCII_BLANKS = " \t\r\n\f\v"
 _ASCII_BLANK_RUN = re.compile(f"[{_ASCII_BLANKS}]+")
 
@@ -419,7 +419,7 @@ def iter_lines(path: str | PathLike, encoding: str = "utf-8") -> Iterator[tuple[
                     f" at column {err.start + 1} as {encoding}"
                 )
                 raise DataError(path, line_no, message) from None
-            yield line_no, text.removeprefix(_BOM) if line_no == 1 else text
+            yield line_no, text.removeprefix(BOM) if line_no == 1 else text
 
 
 def open_input(path: str | PathLike) -> contextlib.AbstractContextManager[BinaryIO]:

@@ -49,6 +49,7 @@ from pathlib import Path
 
 from nerwin.config import check_encoding
 from nerwin.data.conll import (
+    BOM,
     SCHEMES,
     TagError,
     column_problem,
@@ -71,7 +72,6 @@ MAX_LINES = 5  # line numbers kept per finding (the first ones)
 OVERLAP_WARNING_RATE = 0.05  # overlap below this share of a file is info (news boilerplate)
 MIN_OVERLAP_TOKENS = 3  # shorter sentences ("Results :", "1. Smith") are not compared
 
-_BOM = "\ufeff"
 _COLUMN_OPTIONS = ("--token-column", "--tag-column")  # what column_problem calls the columns
 
 
@@ -484,7 +484,7 @@ def _decode(scanned: _FileScan, data: bytes, encoding: str) -> list[str]:
         how = "detected" if encoding == "auto" else "as given"
         scanned.add("info", "encoding", f"encoding {asked} ({how})")
     lines = text.split("\n")
-    lines[0] = lines[0].removeprefix(_BOM)
+    lines[0] = lines[0].removeprefix(BOM)
     return lines
 
 
@@ -505,7 +505,7 @@ def _decode_lines(scanned: _FileScan, data: bytes, encoding: str) -> list[str]:
     if encoding.replace("_", "-").lower() in ("utf-8", "utf8"):
         message += "; latin-1 maybe?"
     scanned.add_tally("error", "decode", message, bad)
-    lines[0] = lines[0].removeprefix(_BOM)
+    lines[0] = lines[0].removeprefix(BOM)
     return lines
 
 
