@@ -75,7 +75,7 @@ def main() -> None:
             peak_kib, seconds = measure(args.model, path)
             rows.append({"tokens": written, "peak_rss_mb": peak_kib / 1024, "seconds": seconds})
             print(
-                f"{written:>10} tokens  peak RSS {peak_kib / 1024:7.1f} MB  "
+                f"{written:>10} tokens  peak RSS {peak_kib / 1024:7.1f} MiB  "
                 f"{seconds:6.1f} s  {written / seconds / 1000:6.1f}k tok/s"
             )
     result = {"model": args.model, "date": time.strftime("%Y-%m-%d"), "runs": rows}

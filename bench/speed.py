@@ -134,7 +134,7 @@ def run_side(
                 "dev_f1": 100 * f1,
             }
         )
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB to MiB
     if save and side != "torch":
         model.save(save)
     return {
@@ -306,7 +306,7 @@ ROWS = [
     ("prediction, tokens to tags, tokens/s", "predict_tokens_per_s", "{:,.0f}"),
     ("best dev F1 in the epochs run", "best_dev_f1", "{:.2f}"),
     ("training s to the target dev F1", "seconds_to_target_f1", "{:.1f}"),
-    ("peak RSS while training, MB", "peak_rss_mb", "{:.0f}"),
+    ("peak RSS while training, MiB", "peak_rss_mb", "{:.0f}"),
 ]
 
 
