@@ -84,8 +84,9 @@ class Nerwin(click.Group):
             finally:
                 sys.stdout.flush()  # so buffered output fails here, not at interpreter exit
         except OSError as err:
-            # Loaders turn every error of a file they open into a NerwinError; an
-            # OSError naming no file that gets this far is a write to stdout failing.
+            # Files nerwin reads or writes raise NerwinErrors naming them, so an OSError
+            # without a filename is stdout failing. One with a filename is a file nerwin
+            # forgot to check: a bug, left with its traceback rather than blamed on stdout.
             if err.filename is not None:
                 raise
             output_failed(err)
@@ -112,7 +113,7 @@ def main():
     "--output",
     type=click.Path(),
     metavar="DIR",
-    help="Output directory, taken as typed; wins over the config's `output` (runs/sample).",
+    help=f"Output directory, taken as typed; wins over the config's `output` ({DEFAULT_MODEL}).",
 )
 @click.option(
     "--resume",

@@ -22,3 +22,7 @@ class ConfigError(NerwinError):
 
 class ModelError(NerwinError):
     """A model directory that is missing, unreadable or of another format version."""
+
+
+class OutputError(NerwinError):
+    """A file nerwin writes (model, checkpoint, log, predictions) that cannot be written."""

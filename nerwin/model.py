@@ -26,11 +26,11 @@ import numpy as np
 
 from nerwin import __version__
 from nerwin.config import Config, config_from_dict
-from nerwin.data.conll import entity_type
+from nerwin.data.conll import parse_tag
 from nerwin.data.features import FEATURES, TokenEncoder, Windows, encode_windows, windows_of
 from nerwin.data.tokenize import DEFAULT_PATTERN, check_pattern
 from nerwin.data.vocab import Vocab
-from nerwin.errors import ConfigError, ModelError
+from nerwin.errors import ConfigError, ModelError, OutputError
 from nerwin.inference import CAPACITY, Projections, keyable
 from nerwin.nn import gates
 from nerwin.nn.gates import log_softmax, softmax
@@ -41,6 +41,7 @@ FORMAT_VERSION = 1
 ZIP_MAGIC = b"PK\x03\x04"  # how every .npz begins
 REGULARISED = ("hidden.W", "tag.V", "binary.u")
 BIASES = ("hidden.b", "binary.c", "tag.e")  # start at zero
+WEIGHT_DTYPE = np.dtype(np.float32)  # what every trained model holds and saves
 
 
 def feature_dims(config: Config) -> dict[str, int]:
@@ -290,8 +291,9 @@ class WindowTagger:
                     major, _ = np.lib.format.read_magic(member)
                     read_header = getattr(np.lib.format, f"read_array_header_{major}_0")
                     shape, fortran_order, dtype = read_header(member)
-                    if shape != param.shape or fortran_order or dtype != param.dtype:
-                        raise ModelError(f"{path}: '{name}' has the wrong shape or type")
+                    _check_weight(path, name, (shape, dtype), (param.shape, param.dtype))
+                    if fortran_order:  # read in place, so it must be in C order like `param`
+                        raise ModelError(f"{path}: '{name}' is stored in Fortran order")
                     _read_into(member, memoryview(param).cast("B"))
 
     def save(self, directory: str | Path, metrics: dict | None = None) -> None:
@@ -325,9 +327,8 @@ class WindowTagger:
             raise ModelError(f"{directory}: no model here (train one with `nerwin train`)")
         meta = _read_meta(meta_path)
         params = _read_weights(weights_path)
-        found = {name: array.shape for name, array in params.items()}
-        expected = param_shapes(meta.config, meta.vocabs, len(meta.labels))
-        _check_weights(found, expected, weights_path)
+        shapes = param_shapes(meta.config, meta.vocabs, len(meta.labels))
+        _check_weights(params, shapes, weights_path)
         model = cls(meta.config, meta.vocabs, meta.labels, params)
         model.metrics, model.temperature = meta.metrics, meta.temperature
         model.tokenizer, model.frequent_tokens = meta.tokenizer, meta.frequent_tokens
@@ -360,11 +361,25 @@ def param_shapes(config: Config, vocabs: dict[str, Vocab], num_labels: int) -> d
     }
 
 
-def _check_weights(found: dict[str, tuple], expected: dict[str, tuple], path) -> None:
-    """ModelError unless ``found`` has every name of ``expected``, with the same shape."""
-    for name, shape in expected.items():
-        if found.get(name) != shape:
-            raise ModelError(f"{path}: '{name}' is missing or has the wrong shape")
+def _check_weights(params: dict[str, np.ndarray], shapes: dict[str, tuple], path) -> None:
+    """ModelError unless ``params`` holds a finite float32 array of each of ``shapes``."""
+    for name, shape in shapes.items():
+        array = params.get(name)
+        found = None if array is None else (array.shape, array.dtype)
+        _check_weight(path, name, found, (shape, WEIGHT_DTYPE))
+        if not np.isfinite(array).all():  # a NaN would tag every token O with P = nan
+            raise ModelError(f"{path}: '{name}' holds NaN or infinite values")
+
+
+def _check_weight(path, name: str, found: tuple | None, expected: tuple) -> None:
+    """ModelError unless the stored array ``name``'s (shape, dtype) ``found`` is ``expected``.
+
+    The one check of both loaders: another dtype would change the numbers, or
+    fail inside numpy, and a text array would not compute at all.
+    """
+    if found != expected:
+        shape, dtype = expected
+        raise ModelError(f"{path}: '{name}' is missing or not {dtype} of shape {shape}")
 
 
 def _read_weights(path: Path) -> dict[str, np.ndarray]:
@@ -463,8 +478,9 @@ def _stored_labels(labels: list) -> list[str]:
 
     Decoding reads them as IOB2, and a span's confidence needs both tags of its type.
     """
-    if _is_strings(labels):
-        types = sorted({entity_type(label) for label in labels} - {None})
+    tags = [parse_tag(label) for label in labels] if _is_strings(labels) else [None]
+    if None not in tags:  # each label is O or PREFIX-TYPE
+        types = sorted({tag.type for tag in tags} - {None})
         expected = ["O"] + [f"{prefix}-{t}" for t in types for prefix in ("B", "I")]
         if sorted(labels) == sorted(expected):
             return labels
@@ -500,13 +516,26 @@ def fit_temperature(scores: np.ndarray, gold: np.ndarray) -> float:
 
 
 def atomic_write(path: Path, write) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``."""
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``.
+
+    An OSError (disk full, file too large, no permission) becomes an
+    OutputError naming ``path``, which the OSError of a failed ``file.write``
+    does not.
+    """
+    try:
+        _write_and_rename(path, write)
+    except OSError as err:
+        raise OutputError(f"{path}: cannot write ({err.strerror or err})") from None
+
+
+def _write_and_rename(path: Path, write) -> None:
+    """``atomic_write`` but for its error message; the temporary file never outlives it."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
         # mkstemp makes the file 0600; a model is shared like any file its owner writes.
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
@@ -518,6 +547,11 @@ def _umask() -> int:
     umask = os.umask(0o022)
     os.umask(umask)
     return umask
+
+
+# Read once: setting the umask, even for a moment, would change the mode of a file that
+# another thread (the prediction pipeline's) creates meanwhile.
+_UMASK = _umask()
 
 
 def check_gradients(model: WindowTagger, feeds: dict) -> list[Check]:

@@ -201,10 +201,7 @@ def write_prediction_file(path, sentences: Sequence[Sentence], pred: list[list[s
     except ValueError as err:
         raise NerwinError(f"{path}: cannot write for conlleval: {err}") from None
     data = text.encode("utf-8")
-    try:
-        atomic_write(Path(path), lambda file: file.write(data))
-    except OSError as err:
-        raise NerwinError(f"{path}: cannot write ({err.strerror})") from None
+    atomic_write(Path(path), lambda file: file.write(data))
 
 
 def format_conll(tagged: Tagged, labels: Sequence[str], scheme: str = "IOB2") -> str:

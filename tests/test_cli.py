@@ -4,7 +4,10 @@ One small model is trained once per module on the shipped sample data
 (a few seconds); every other test reads it.
 """
 
+import errno
+import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -415,6 +418,31 @@ def test_closed_pipe_ends_quietly(model_dir, tmp_path):
     child.stdout.close()  # like `| head -1`
     assert child.wait(timeout=120) == 1
     assert child.stderr.read() == b""
+
+
+def disk_with_room(monkeypatch, room: int) -> None:
+    """Make the files nerwin writes atomically fail with ENOSPC past ``room`` bytes in all."""
+    written = 0
+
+    class FileOnDisk(io.FileIO):
+        def write(self, data) -> int:
+            nonlocal written
+            written += memoryview(data).nbytes
+            if written > room:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return super().write(data)
+
+    monkeypatch.setattr(os, "fdopen", FileOnDisk)
+
+
+def test_train_that_cannot_write_its_checkpoint_names_it(tmp_path, monkeypatch):
+    # The review's `ulimit -f` case: such an OSError names no file, so nerwin must.
+    disk_with_room(monkeypatch, 64 * 1024)  # run.json fits, the first checkpoint does not
+    result = run(*train_args(SAMPLE, tmp_path, "--set", "model.hidden=8"))
+    checkpoint = tmp_path / "out" / "checkpoint.npz"
+    line = assert_user_error(result)
+    assert line == f"nerwin: {checkpoint}: cannot write (No space left on device)"
+    assert not [path.name for path in checkpoint.parent.iterdir() if path.name.startswith(".")]
 
 
 # -- gradcheck ------------------------------------------------------------------------------

@@ -2,15 +2,16 @@
 
 import io
 import json
-import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from nerwin.errors import ModelError
+from nerwin.errors import ModelError, OutputError
 from nerwin.model import WindowTagger
 
-from .test_cli import assert_user_error, run
+from .test_cli import REPO, assert_user_error, disk_with_room, run
 from .test_model import make_model, small_config
 
 
@@ -41,7 +42,7 @@ DAMAGE = {
     "temperature NaN": (lambda meta: meta.update(temperature=float("nan")), "temperature"),
     "temperature infinite": (lambda meta: meta.update(temperature=float("inf")), "temperature"),
     "temperature true": (lambda meta: meta.update(temperature=True), "temperature"),
-    "label not a tag": (lambda meta: meta["labels"].__setitem__(1, "BANANA"), "BANANA"),
+    "label not a tag": (lambda meta: meta["labels"].__setitem__(1, "BANANA"), "labels"),
     "label a number": (lambda meta: meta["labels"].__setitem__(1, 3), "labels"),
     "labels without O": (lambda meta: meta["labels"].remove("O"), "labels"),
     "label repeated": (lambda meta: meta["labels"].append("B-PER"), "labels"),
@@ -78,13 +79,69 @@ def test_weights_not_an_npz_archive(model_dir, content):
     assert str(caught.value) == f"{path}: not an .npz archive of weights"
 
 
+# name: (damage to one stored array, the end of the message)
+BAD_WEIGHTS = {
+    "text": (lambda array: array.astype(str), "is missing or not float32 of shape (16,)"),
+    "int64": (lambda array: array.astype(np.int64), "is missing or not float32 of shape (16,)"),
+    "float64": (lambda array: array.astype(np.float64), "is missing or not float32 of shape (16,)"),
+    "NaN": (lambda array: np.full_like(array, np.nan), "holds NaN or infinite values"),
+    "infinite": (lambda array: np.full_like(array, -np.inf), "holds NaN or infinite values"),
+}
+
+
+def damage_weights(directory, damage):
+    """Replace ``hidden.b`` in ``directory``'s weights.npz by ``damage`` of it; the file's path."""
+    path = directory / "weights.npz"
+    with np.load(path) as weights:
+        arrays = dict(weights)
+    arrays["hidden.b"] = damage(arrays["hidden.b"])
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize(("damage", "problem"), BAD_WEIGHTS.values(), ids=BAD_WEIGHTS.keys())
+def test_damaged_weights_array(model_dir, damage, problem):
+    path = damage_weights(model_dir, damage)
+    with pytest.raises(ModelError) as caught:
+        WindowTagger.load(model_dir)
+    assert str(caught.value) == f"{path}: 'hidden.b' {problem}"
+
+
+@pytest.mark.parametrize("kind", ["text", "int64", "float64"])
+def test_restoring_the_best_epoch_refuses_the_same_arrays(model_dir, kind):
+    # load_weights, which training ends with, reads in place and shares load's check.
+    damage, problem = BAD_WEIGHTS[kind]
+    path = damage_weights(model_dir, damage)
+    with pytest.raises(ModelError) as caught:
+        make_model(small_config())[0].load_weights(model_dir)
+    assert str(caught.value) == f"{path}: 'hidden.b' {problem}"
+
+
+def test_a_failed_write_names_the_file_and_leaves_nothing(tmp_path, monkeypatch):
+    disk_with_room(monkeypatch, 0)
+    with pytest.raises(OutputError) as caught:
+        make_model(small_config())[0].save(tmp_path)
+    weights = tmp_path / "weights.npz"
+    assert str(caught.value) == f"{weights}: cannot write (No space left on device)"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_rename_names_the_file_and_leaves_no_temporary(tmp_path):
+    (tmp_path / "model.json").mkdir()  # os.replace cannot put a file there
+    with pytest.raises(OutputError) as caught:
+        make_model(small_config())[0].save(tmp_path)
+    assert str(caught.value) == f"{tmp_path / 'model.json'}: cannot write (Is a directory)"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.json", "weights.npz"]
+
+
 def test_saved_files_get_the_umask_mode(tmp_path):
-    model, _ = make_model(small_config())
-    previous = os.umask(0o027)
-    try:
-        model.save(tmp_path)
-    finally:
-        os.umask(previous)
+    # nerwin reads the umask once, when imported: set it first, in a fresh process.
+    code = (
+        "import os, sys; os.umask(0o027)\n"
+        "from tests.test_model import make_model, small_config\n"
+        "make_model(small_config())[0].save(sys.argv[1])"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=REPO, check=True)
     for name in ("weights.npz", "model.json"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o640, name
 
