@@ -4,14 +4,16 @@ A checkpoint is one file, ``checkpoint.npz`` in the run directory, written
 atomically: the parameters (``param/NAME``), the optimizer's state
 (``SLOT/NAME``), the epoch's window order, and a JSON string ``meta`` with
 the config, the epoch and batch cursor, the optimizer's step count, the
-random generator's state and the early-stopping bookkeeping. Restoring all
-of it and running on gives the same weights, bit for bit, as never having
-stopped.
+random generator's state, the early-stopping bookkeeping and the training
+time so far. Restoring all of it and running on gives the same weights, bit
+for bit, as never having stopped.
 
 ``run.json`` beside it is the run's manifest. A checkpoint is resumed only
-if its config has the manifest's hash and every data file still has the
+if its config is the manifest's and every data file still has the
 manifest's SHA-256: otherwise the run would go on with another config or
-other data than it started with.
+other data than it started with. The manifest records the data files by
+absolute path, so a run resumed from any working directory reads the data
+it started with.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nerwin.config import Config
-from nerwin.errors import ModelError
+from nerwin.config import Config, config_from_dict
+from nerwin.errors import ConfigError, ModelError
 from nerwin.model import atomic_write
 from nerwin.nn.optim import Optimizer
 
@@ -49,6 +51,7 @@ class Progress:
     best_f1: float = -1.0
     best_epoch: int = 0
     waited: int = 0  # epochs since the best
+    seconds: float = 0.0  # training time up to the checkpoint, summed over every resume
     history: list[dict] = field(default_factory=list)  # one record per finished epoch
     order: np.ndarray | None = field(default=None, repr=False)  # (T,) this epoch's order
 
@@ -77,12 +80,25 @@ def save_checkpoint(
     atomic_write(run_dir / CHECKPOINT, lambda f: np.savez(f, **arrays))
 
 
-def read_checkpoint_config(run_dir: Path) -> dict:
-    """The config a checkpointed run was started with (as a dict)."""
-    config = _read(run_dir)[0].get("config")
-    if not isinstance(config, dict):
-        raise ModelError(f"{Path(run_dir) / CHECKPOINT}: damaged checkpoint (no config)")
-    return config
+def read_run(run_dir: Path) -> tuple[Config, Path]:
+    """The config of the checkpointed run in ``run_dir``, and the directory of its data.
+
+    ModelError if the checkpoint's config is damaged or not the one in
+    ``run.json``, or a data file no longer has the SHA-256 recorded there.
+    """
+    path = Path(run_dir) / CHECKPOINT
+    stored = _read(run_dir)[0].get("config")
+    if not isinstance(stored, dict):
+        raise ModelError(f"{path}: damaged checkpoint (no config)")
+    try:
+        config = config_from_dict(stored)
+    except ConfigError as err:
+        raise ModelError(f"{path}: damaged checkpoint (config: {err})") from None
+    manifest = _read_manifest(Path(run_dir))
+    _check_config(path, stored, manifest)
+    data_dir = _recorded_data_dir(path.parent / MANIFEST, manifest, config)
+    _check_data(path, manifest, _data_files(config, data_dir))
+    return config, data_dir
 
 
 def restore_checkpoint(
@@ -117,23 +133,66 @@ def restore_checkpoint(
         raise ModelError(f"{path}: damaged checkpoint ({type(err).__name__}: {err})") from None
 
 
-def check_run(run_dir: Path, config: Config, data_files: list[Path]) -> None:
-    """ModelError unless ``config`` (the checkpoint's) is the one in ``run.json`` and
-    every file of ``data_files`` still has the SHA-256 recorded there."""
-    path = Path(run_dir) / CHECKPOINT
-    manifest = _read_manifest(Path(run_dir))
-    if manifest.get("config_hash") != config.digest():
+def _check_config(path: Path, stored: dict, manifest: dict) -> None:
+    """ModelError unless the checkpoint's config dict is the one ``run.json`` recorded.
+
+    The dicts as written are compared, not configs read back with today's
+    defaults: a key a later version adds must not turn every older run away.
+    """
+    recorded = manifest.get("config")
+    if not isinstance(recorded, dict):
+        raise ModelError(f"{path.parent / MANIFEST}: unreadable run manifest (no config)")
+    # ``output`` is not part of what a run is: a resume saves wherever the run now is.
+    differing = [key for key in _differences(stored, recorded) if key != "output"]
+    if differing:
         raise ModelError(
-            f"{path}: belongs to another run than {Path(run_dir) / MANIFEST} "
-            f"(config hash {config.digest()}, not {manifest.get('config_hash')})"
+            f"{path}: belongs to another run than {path.parent / MANIFEST} "
+            f"(config differs in {', '.join(differing)})"
         )
+
+
+def _differences(first: dict, second: dict, prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two nested dicts, sorted."""
+    keys = []
+    for key in sorted(first.keys() | second.keys()):
+        a, b = first.get(key), second.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(prefix + key)
+    return keys
+
+
+def _recorded_data_dir(manifest_path: Path, manifest: dict, config: Config) -> Path:
+    """Where the run read its data: the manifest's absolute path, or (in a manifest written
+    before one was recorded) ``data.dir`` as configured, read from the current directory."""
+    data_dir = manifest.get("data_dir", config.data.dir)
+    if not isinstance(data_dir, str):
+        raise ModelError(f"{manifest_path}: unreadable run manifest (data_dir is not a path)")
+    return Path(data_dir)
+
+
+def _check_data(path: Path, manifest: dict, data_files: list[Path]) -> None:
+    """ModelError unless every file of ``data_files`` has the SHA-256 ``run.json`` recorded."""
     recorded = manifest.get("data")
     recorded = recorded if isinstance(recorded, dict) else {}
     for file in data_files:
         if not file.is_file():
-            raise ModelError(f"{path}: data file {file} is gone since the run started")
+            if file.is_absolute():
+                raise ModelError(f"{path}: data file {file} is gone since the run started")
+            # Only a manifest written before data_dir was recorded holds a relative path.
+            raise ModelError(
+                f"{path}: data file {file} not found from {Path.cwd()} (run.json has it "
+                "relative to the directory the run was started in)"
+            )
         if recorded.get(str(file)) != sha256(file):
             raise ModelError(f"{path}: data file {file} changed since the run started")
+
+
+def _data_files(config: Config, data_dir: Path) -> list[Path]:
+    """The files of the splits ``config`` names, in ``data_dir``."""
+    names = (config.data.train, config.data.dev, config.data.test)
+    return [data_dir / name for name in names if name]
 
 
 def _state_arrays(params: dict[str, np.ndarray], optimizer: Optimizer) -> dict[str, np.ndarray]:
@@ -203,7 +262,7 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def start_run(run_dir: Path, config: Config, data_files: list[Path]) -> None:
+def start_run(run_dir: Path, config: Config) -> None:
     """Make ``run_dir`` a new run's: drop an earlier run's checkpoint and model, write run.json.
 
     The checkpoint goes first: whatever happens next, ``--resume`` can no
@@ -211,17 +270,24 @@ def start_run(run_dir: Path, config: Config, data_files: list[Path]) -> None:
     """
     for name in (CHECKPOINT, *MODEL_FILES):
         (run_dir / name).unlink(missing_ok=True)
-    write_manifest(run_dir, config, data_files)
+    write_manifest(run_dir, config)
 
 
-def write_manifest(run_dir: Path, config: Config, data_files: list[Path]) -> None:
-    """``run.json``: config and its hash, data checksums, seed, versions, BLAS threads."""
+def write_manifest(run_dir: Path, config: Config) -> None:
+    """``run.json``: config and hash, data directory and checksums, seed, versions, BLAS threads.
+
+    The data directory is recorded resolved, and the data files in it: a
+    relative ``data.dir`` is read from the directory the run is started in,
+    and a resume may start elsewhere.
+    """
     packages = ("nerwin", "numpy", "click", "pyyaml", "tqdm", "seqeval")
+    data_dir = Path(config.data.dir).resolve()
     manifest = {
         "config": config.to_dict(),
         "config_hash": config.digest(),
         "seed": config.train.seed,
-        "data": {str(path): sha256(path) for path in data_files},
+        "data_dir": str(data_dir),
+        "data": {str(path): sha256(path) for path in _data_files(config, data_dir)},
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": {name: _version(name) for name in packages},

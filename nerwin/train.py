@@ -17,27 +17,21 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from nerwin.checkpoint import (
-    Progress,
-    check_run,
-    read_checkpoint_config,
-    restore_checkpoint,
-    save_checkpoint,
-    start_run,
-)
-from nerwin.config import Config, TrainConfig, config_from_dict
+from nerwin.checkpoint import Progress, read_run, restore_checkpoint, save_checkpoint, start_run
+from nerwin.config import Config, TrainConfig
 from nerwin.data.conll import Sentence, entity_type, read_conll
 from nerwin.data.features import FEATURES, Windows, encode_windows
 from nerwin.data.vectors import copy_vectors, load_vectors
 from nerwin.data.vocab import Vocab
-from nerwin.errors import DataError
+from nerwin.errors import DataError, OutputError
 from nerwin.model import WindowTagger, feature_dims
 from nerwin.nn.optim import OPTIMIZERS, SGD, Optimizer
 from nerwin.predict import evaluate
@@ -52,18 +46,19 @@ class Run:
     best_epoch: int
     history: list[dict] = field(default_factory=list)
     scores: dict[str, dict] = field(default_factory=dict)  # split -> evaluate() result
-    seconds: float = 0.0
+    seconds: float = 0.0  # training time, summed over the run's every resume
     interrupted: bool = False  # stopped by Ctrl-C
 
 
-def read_split(config: Config, split: str) -> list[Sentence] | None:
-    """The sentences of ``data.<split>``, or None when the config leaves it empty."""
+def read_split(config: Config, split: str, data_dir: Path | None = None) -> list[Sentence] | None:
+    """The sentences of ``data.<split>`` (read from ``data_dir``, by default ``data.dir``),
+    or None when the config leaves it empty."""
     name = getattr(config.data, split)
     if not name:
         return None
     data = config.data
     return read_conll(
-        Path(data.dir) / name,
+        Path(data_dir or data.dir) / name,
         token_column=data.token_column,
         tag_column=data.tag_column,
         scheme=data.scheme,
@@ -125,39 +120,75 @@ def replace_rare_words(
     return np.where(replace, Vocab.unk_id, word_ids)
 
 
+class _LogFile:
+    """A file of the run written a line at a time, each flushed at once so that a killed run
+    keeps every line; an OSError is an OutputError naming the file."""
+
+    def __init__(self, path: Path, mode: str):
+        self.path = path
+        self.failed = False  # a write has failed
+        try:
+            self.file = open(path, mode, encoding="utf-8")  # noqa: SIM115
+        except OSError as err:
+            raise _cannot_write(path, err) from None
+
+    def write_line(self, text: str) -> None:
+        try:
+            self.file.write(text + "\n")
+            self.file.flush()
+        except OSError as err:
+            self.failed = True
+            raise _cannot_write(self.path, err) from None
+
+    def __enter__(self) -> _LogFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.file.close()
+        except OSError as err:
+            if not self.failed:  # after a failed write, close flushes its text and fails again
+                raise _cannot_write(self.path, err) from None
+
+
+def _cannot_write(path: Path, err: OSError) -> OutputError:
+    return OutputError(f"{path}: cannot write ({err.strerror or err})")
+
+
+@dataclass
 class _Log:
-    """Lines to the caller's ``log`` and to ``train.log``; records to ``metrics.jsonl``.
+    """Lines to the caller's ``echo`` and to ``train.log``; records to ``metrics.jsonl``."""
+
+    echo: Callable[[str], None]
+    text: _LogFile
+    records: _LogFile
+
+    def line(self, text: str) -> None:
+        self.echo(text)
+        self.text.write_line(text)
+
+    def record(self, values: dict) -> None:
+        self.records.write_line(json.dumps(values))
+
+
+@contextmanager
+def _open_log(
+    output: Path, echo: Callable[[str], None], records: list[dict], resumed: bool
+) -> Iterator[_Log]:
+    """The run's log, its files open while the ``with`` lasts.
 
     A resumed run appends to ``train.log`` and rewrites ``metrics.jsonl`` from
     the checkpoint's records, dropping any written after the checkpoint.
     """
-
-    def __init__(
-        self, output: Path, echo: Callable[[str], None], records: list[dict], resumed: bool
+    text_mode = "a" if resumed else "w"
+    with (
+        _LogFile(output / "train.log", text_mode) as text,
+        _LogFile(output / "metrics.jsonl", "w") as jsonl,
     ):
-        output.mkdir(parents=True, exist_ok=True)
-        self.echo = echo
-        mode = "a" if resumed else "w"
-        self.text = open(output / "train.log", mode, encoding="utf-8")  # noqa: SIM115
-        self.records = open(output / "metrics.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+        log = _Log(echo, text, jsonl)
         for record in records:
-            self.record(record)
-
-    def line(self, text: str) -> None:
-        self.echo(text)
-        self.text.write(text + "\n")
-        self.text.flush()
-
-    def record(self, values: dict) -> None:
-        self.records.write(json.dumps(values) + "\n")
-        self.records.flush()
-
-    def __enter__(self) -> _Log:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.text.close()
-        self.records.close()
+            log.record(record)
+        yield log
 
 
 class _CtrlC:
@@ -255,11 +286,17 @@ class TrainingData:
     test: list[Sentence] | None
 
 
-def prepare(config: Config, rng: np.random.Generator) -> tuple[WindowTagger, TrainingData]:
-    """Read the data, build vocabularies and labels, and a fresh model (vectors copied in)."""
-    train_sentences = read_split(config, "train")
+def prepare(
+    config: Config, rng: np.random.Generator, data_dir: Path | None = None
+) -> tuple[WindowTagger, TrainingData]:
+    """Read the data, build vocabularies and labels, and a fresh model (vectors copied in).
+
+    The data files are read from ``data_dir``, by default ``data.dir``.
+    """
+    data_dir = Path(data_dir or config.data.dir)
+    train_sentences = read_split(config, "train", data_dir)
     if not train_sentences:
-        raise DataError(Path(config.data.dir) / config.data.train, None, "no training sentences")
+        raise DataError(data_dir / config.data.train, None, "no training sentences")
     vectors = load_vectors(config.features.vectors) if config.features.vectors else None
     vocabs, word_counts = build_vocabs(train_sentences, config, vectors.words if vectors else [])
     labels = build_labels(train_sentences)
@@ -270,10 +307,8 @@ def prepare(config: Config, rng: np.random.Generator) -> tuple[WindowTagger, Tra
     windows = encode_windows([s.tokens for s in train_sentences], vocabs, config.features.window)
     label_index = {label: i for i, label in enumerate(labels)}
     tags = np.array([label_index[t] for s in train_sentences for t in s.tags], dtype=np.int64)
-    data = TrainingData(
-        windows, tags, word_counts == 1, read_split(config, "dev"), read_split(config, "test")
-    )
-    return model, data
+    dev, test = read_split(config, "dev", data_dir), read_split(config, "test", data_dir)
+    return model, TrainingData(windows, tags, word_counts == 1, dev, test)
 
 
 def train(config: Config, log: Callable[[str], None] = print) -> Run:
@@ -286,30 +321,32 @@ def train(config: Config, log: Callable[[str], None] = print) -> Run:
     rng = np.random.default_rng(config.train.seed)
     model, data = prepare(config, rng)
     optimizer = make_optimizer(config.train, model.params)
-    output = Path(config.output)
-    start_run(output, config, _data_files(config))
-    progress = Progress()
-    save_checkpoint(output, config, model.params, optimizer, rng, progress)
-    return _run(model, data, optimizer, rng, progress, _Log(output, log, [], resumed=False))
+    start_run(Path(config.output), config)
+    loop = _Loop(model, data, optimizer, rng, Progress())
+    loop.checkpoint()
+    return _run(loop, log, resumed=False)
 
 
 def resume(run_dir: str | Path, log: Callable[[str], None] = print) -> Run:
     """Continue the run in ``run_dir`` from its checkpoint, exactly as if it had never stopped.
 
-    ModelError if the checkpoint is not the run's of ``run.json``, a data file
-    has changed since, or the checkpoint's arrays do not fit the model.
+    A run that had already ended trains no more, and only saves its final
+    model. ModelError if the checkpoint is not the run's of ``run.json``, a
+    data file has changed since, or the checkpoint's arrays do not fit the model.
     """
     run_dir = Path(run_dir)
-    config = config_from_dict(read_checkpoint_config(run_dir))
-    check_run(run_dir, config, _data_files(config))  # before output changes the config's hash
+    config, data_dir = read_run(run_dir)
     config.output = str(run_dir)
     rng = np.random.default_rng(config.train.seed)
-    model, data = prepare(config, rng)
+    model, data = prepare(config, rng, data_dir)
     optimizer = make_optimizer(config.train, model.params)
     progress = restore_checkpoint(run_dir, model.params, optimizer, rng, len(data.windows))
-    log(f"resuming {run_dir} at epoch {progress.epoch}, window {progress.cursor}")
-    logger = _Log(run_dir, log, progress.history, resumed=True)
-    return _run(model, data, optimizer, rng, progress, logger)
+    loop = _Loop(model, data, optimizer, rng, progress)
+    if loop.ended():
+        log(f"run {run_dir} had already ended: saving its final model")
+    else:
+        log(f"resuming {run_dir} at epoch {progress.epoch}, window {progress.cursor}")
+    return _run(loop, log, resumed=True)
 
 
 def calibrate_on(model: WindowTagger, sentences: list[Sentence]) -> float:
@@ -321,29 +358,30 @@ def calibrate_on(model: WindowTagger, sentences: list[Sentence]) -> float:
     return model.calibrate(model.feeds(windows, known), gold[known])
 
 
-def _data_files(config: Config) -> list[Path]:
-    names = (config.data.train, config.data.dev, config.data.test)
-    return [Path(config.data.dir) / name for name in names if name]
-
-
-def _run(model, data, optimizer, rng, progress: Progress, logger: _Log) -> Run:
-    """The epochs from ``progress`` on, then the final scores of the best model."""
-    run = Run(output=Path(model.config.output), model=model, best_epoch=progress.best_epoch)
-    with logger:
-        logger.line(
+def _run(loop: _Loop, echo: Callable[[str], None], resumed: bool) -> Run:
+    """The epochs from ``loop.progress`` on, then the final scores of the best model."""
+    model, data, progress = loop.model, loop.data, loop.progress
+    output = Path(model.config.output)
+    with _open_log(output, echo, progress.history, resumed) as log:
+        log.line(
             f"training on {len(data.windows)} tokens ({len(data.windows.sentence_starts) - 1} "
             f"sentences), {len(model.labels)} tags, vocabulary {len(model.vocabs['word'])}, "
             f"{sum(p.size for p in model.params.values())} parameters"
         )
-        started = time.perf_counter()
-        run.interrupted = _fit(model, data, optimizer, rng, progress, logger)
-        run.seconds = time.perf_counter() - started
-        run.best_epoch, run.history = progress.best_epoch, progress.history
-        _finish(run, data, logger)
+        interrupted = loop.fit(log)
+        run = Run(
+            output,
+            model,
+            progress.best_epoch,
+            progress.history,
+            seconds=progress.seconds,
+            interrupted=interrupted,
+        )
+        _finish(run, data, log)
     return run
 
 
-def _finish(run: Run, data: TrainingData, logger: _Log) -> None:
+def _finish(run: Run, data: TrainingData, log: _Log) -> None:
     """Take back the best epoch's weights, fit the temperature on dev, score, save the model.
 
     After Ctrl-C before any epoch ended, the model kept is the one after the
@@ -352,66 +390,101 @@ def _finish(run: Run, data: TrainingData, logger: _Log) -> None:
     model = run.model
     if run.interrupted:
         kept = f"epoch {run.best_epoch}'s" if run.best_epoch else "the last complete batch's"
-        logger.line(f"interrupted: keeping {kept} model; --resume goes on from here")
+        log.line(f"interrupted: keeping {kept} model; --resume goes on from here")
     if run.best_epoch:  # the best epoch's weights are the saved model's
         model.load_weights(run.output)
     if data.dev:
         temperature = calibrate_on(model, data.dev)
-        logger.line(f"tag head temperature fitted on dev: {temperature:.3f}")
+        log.line(f"tag head temperature fitted on dev: {temperature:.3f}")
     run.scores = _final_scores(model, data.dev, data.test)
     model.save(
         run.output, {"best_epoch": run.best_epoch, "train_seconds": run.seconds, **run.scores}
     )
 
 
-def _fit(model, data, optimizer, rng, progress: Progress, logger: _Log) -> bool:
-    """Epochs until the last, no better dev F1 for ``patience`` epochs, or Ctrl-C.
+@dataclass
+class _Loop:
+    """What the epochs of a run share, and the steps that move it on."""
 
-    Both ends are tested before an epoch, not after it, so resuming a run that
-    had already ended trains nothing more. Returns whether Ctrl-C stopped it.
-    """
-    config = model.config
+    model: WindowTagger
+    data: TrainingData
+    optimizer: Optimizer
+    rng: np.random.Generator
+    progress: Progress
+    clock: float = field(default_factory=time.perf_counter)  # when progress.seconds was updated
 
-    def checkpoint() -> None:
-        save_checkpoint(Path(config.output), config, model.params, optimizer, rng, progress)
+    def ended(self) -> bool:
+        """Whether the run has trained its last epoch or run out of patience."""
+        return self.progress.epoch > self.model.config.train.epochs or self._out_of_patience()
 
-    with _CtrlC() as ctrl_c:
-        while progress.epoch <= config.train.epochs and not ctrl_c.requested:
-            if config.train.patience and progress.waited >= config.train.patience:
-                logger.line(f"no better dev F1 for {progress.waited} epochs: stopping")
-                break
-            _epoch(model, data, optimizer, rng, progress, logger, checkpoint, ctrl_c)
+    def fit(self, log: _Log) -> bool:
+        """Epochs until the last, no better dev F1 for ``patience`` epochs, or Ctrl-C.
+
+        Both ends are tested before an epoch, not after it, so resuming a run that
+        had already ended trains nothing more. Returns whether Ctrl-C stopped it.
+        """
+        self.clock = time.perf_counter()
+        with _CtrlC() as ctrl_c:
+            while self.progress.epoch <= self.model.config.train.epochs and not ctrl_c.requested:
+                if self._out_of_patience():
+                    log.line(f"no better dev F1 for {self.progress.waited} epochs: stopping")
+                    break
+                self.epoch(log, stop_requested=lambda: ctrl_c.requested)
+        self._count_time()
         return ctrl_c.requested
 
+    def epoch(self, log: _Log, stop_requested: Callable[[], bool]) -> None:
+        """Train the rest of ``progress.epoch``, score it on dev, keep it if best; checkpoint.
 
-def _epoch(model, data, optimizer, rng, progress, logger, checkpoint, ctrl_c: _CtrlC) -> None:
-    """Train the rest of ``progress.epoch``, score it on dev, keep it if best; checkpoint.
+        Stopped by ``stop_requested()`` (even after its last batch), it only
+        checkpoints where it stopped: a resumed run scores the epoch.
+        """
+        progress = self.progress
+        self.optimizer.lr = lr_at(self.model.config.train, progress.epoch - 1)
+        started, windows_left = time.perf_counter(), len(self.data.windows) - progress.cursor
+        model, optimizer, data, rng = self.model, self.optimizer, self.data, self.rng
+        loss = train_epoch(
+            model, optimizer, data, rng, progress, self.checkpoint, stop_requested=stop_requested
+        )
+        if stop_requested():  # no dev score, no epoch line: the epoch ends when resumed
+            self.checkpoint()
+            return
+        self._score(log, loss, windows_left / (time.perf_counter() - started))
+        progress.epoch += 1
+        progress.cursor, progress.loss_sum, progress.batches, progress.order = 0, 0.0, 0, None
+        self.checkpoint()
 
-    Stopped by Ctrl-C before its end, it only checkpoints where it stopped.
-    """
-    config = model.config
-    optimizer.lr = lr_at(config.train, progress.epoch - 1)
-    epoch_start = time.perf_counter()
-    windows_left = len(data.windows) - progress.cursor
-    loss = train_epoch(model, optimizer, data, rng, progress, checkpoint, lambda: ctrl_c.requested)
-    if progress.cursor < len(data.windows):  # Ctrl-C: half an epoch gets no dev score
-        checkpoint()
-        return
-    tokens_per_s = windows_left / (time.perf_counter() - epoch_start)
-    dev = evaluate(model, data.dev) if data.dev else None
-    logger.line(_epoch_line(progress.epoch, config, loss, dev, tokens_per_s))
-    record = _epoch_record(progress.epoch, loss, optimizer.lr, tokens_per_s, dev)
-    logger.record(record)
-    progress.history.append(record)
-    f1 = dev["entity"]["micro"]["f1"] if dev else float(progress.epoch)  # no dev: last wins
-    if f1 > progress.best_f1:
-        progress.best_f1, progress.best_epoch, progress.waited = f1, progress.epoch, 0
-        model.save(config.output, {"best_epoch": progress.epoch, "dev": dev})
-    else:
-        progress.waited += 1
-    progress.epoch += 1
-    progress.cursor, progress.loss_sum, progress.batches, progress.order = 0, 0.0, 0, None
-    checkpoint()
+    def checkpoint(self) -> None:
+        """Save all that a resume needs, the training time so far included."""
+        self._count_time()
+        config = self.model.config
+        save_checkpoint(
+            Path(config.output), config, self.model.params, self.optimizer, self.rng, self.progress
+        )
+
+    def _score(self, log: _Log, loss: float, tokens_per_s: float) -> None:
+        """Log the epoch just trained with its dev score; save the model if it is the best yet."""
+        config, progress = self.model.config, self.progress
+        dev = evaluate(self.model, self.data.dev) if self.data.dev else None
+        log.line(_epoch_line(progress.epoch, config, loss, dev, tokens_per_s))
+        record = _epoch_record(progress.epoch, loss, self.optimizer.lr, tokens_per_s, dev)
+        log.record(record)
+        progress.history.append(record)
+        f1 = dev["entity"]["micro"]["f1"] if dev else float(progress.epoch)  # no dev: last wins
+        if f1 > progress.best_f1:
+            progress.best_f1, progress.best_epoch, progress.waited = f1, progress.epoch, 0
+            self.model.save(config.output, {"best_epoch": progress.epoch, "dev": dev})
+        else:
+            progress.waited += 1
+
+    def _count_time(self) -> None:
+        now = time.perf_counter()
+        self.progress.seconds += now - self.clock
+        self.clock = now
+
+    def _out_of_patience(self) -> bool:
+        patience = self.model.config.train.patience
+        return bool(patience) and self.progress.waited >= patience
 
 
 def _epoch_record(epoch, loss, lr, tokens_per_s, dev) -> dict:

@@ -4,13 +4,17 @@ And resume refuses what it cannot continue exactly: a checkpoint of another
 run, changed data, damaged arrays.
 """
 
+import hashlib
+import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +23,7 @@ from nerwin import train as train_module
 from nerwin.checkpoint import CHECKPOINT, sha256
 from nerwin.config import load_config
 from nerwin.errors import ModelError
+from nerwin.model import WindowTagger
 from nerwin.train import resume, train
 
 from .conftest import REPO, SAMPLE
@@ -151,9 +156,27 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
     train(small_config(second, "train.epochs=1", "train.seed=2"), log=quiet)
     shutil.copy(first / CHECKPOINT, second / CHECKPOINT)
     with pytest.raises(
-        ModelError, match=r"checkpoint\.npz: belongs to another run than .*run\.json"
+        ModelError,
+        match=r"checkpoint\.npz: belongs to another run than .*run\.json "
+        r"\(config differs in train\.seed\)$",
     ):
         resume(second, log=quiet)
+
+
+def test_a_run_from_before_a_config_key_existed_still_resumes(tmp_path):
+    """The stored configs are compared as written: a key that a later version adds (and
+    fills with its default when reading the config) does not make an older run foreign."""
+    train(small_config(tmp_path, "train.epochs=1"), log=quiet)
+    older = change_meta(lambda meta: meta["config"]["features"].pop("shape_dim"))
+    damage_checkpoint(tmp_path, older)
+    manifest = json.loads((tmp_path / "run.json").read_text())
+    del manifest["config"]["features"]["shape_dim"]
+    text = json.dumps(manifest["config"], sort_keys=True)  # hashed as that version hashed it
+    manifest["config_hash"] = hashlib.sha256(text.encode()).hexdigest()[:16]
+    (tmp_path / "run.json").write_text(json.dumps(manifest))
+    lines = []
+    resume(tmp_path, log=lines.append)
+    assert lines[0] == f"run {tmp_path} had already ended: saving its final model"
 
 
 def copy_sample(directory):
@@ -193,11 +216,72 @@ def test_changed_tags_with_the_same_vocabulary_are_refused(tmp_path, name):
         resume(run_dir, log=quiet)
 
 
+def from_start_directory(tmp_path, monkeypatch):
+    """Make ``tmp_path/start``, with the sample in its ``data``, the current directory, and
+    a ``tmp_path/elsewhere`` without one; a run config reading ``data`` into ``tmp_path/run``."""
+    (tmp_path / "start").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    copy_sample(tmp_path / "start" / "data")
+    monkeypatch.chdir(tmp_path / "start")
+    return lambda *overrides: small_config(tmp_path / "run", *overrides, data_dir="data")
+
+
+def test_resume_from_another_directory_reads_the_data_the_run_started_with(tmp_path, monkeypatch):
+    """``data.dir`` is relative to where the run started; run.json records it resolved."""
+    whole = train(small_config(tmp_path / "whole", "train.epochs=2"), log=quiet)
+    config = from_start_directory(tmp_path, monkeypatch)
+    with monkeypatch.context() as patch, pytest.raises(Killed):
+        kill_at(patch, "_finish")  # after both epochs: the resume must read dev and test
+        train(config("train.epochs=2"), log=quiet)
+    run_dir, data_dir = tmp_path / "run", (tmp_path / "start" / "data").resolve()
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["data_dir"] == str(data_dir)
+    assert manifest["data"][str(data_dir / "train.conll")] == sha256(data_dir / "train.conll")
+
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    resumed = resume(run_dir, log=quiet)
+    assert weights(run_dir) == weights(tmp_path / "whole")
+    assert resumed.scores["test"] == whole.scores["test"]
+
+
+def test_an_older_manifest_with_relative_data_paths_says_where_it_looked(tmp_path, monkeypatch):
+    """A run.json written before ``data_dir`` was recorded holds the paths as configured."""
+    config = from_start_directory(tmp_path, monkeypatch)
+    train(config("train.epochs=1"), log=quiet)
+    run_dir = tmp_path / "run"
+    manifest = json.loads((run_dir / "run.json").read_text())
+    del manifest["data_dir"]
+    manifest["data"] = {f"data/{Path(path).name}": sha for path, sha in manifest["data"].items()}
+    (run_dir / "run.json").write_text(json.dumps(manifest))
+
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    message = (
+        f"{run_dir / CHECKPOINT}: data file data/train.conll not found from "
+        f"{tmp_path / 'elsewhere'} (run.json has it relative to the directory the run was "
+        "started in)"
+    )
+    with pytest.raises(ModelError, match=f"^{re.escape(message)}$"):
+        resume(run_dir, log=quiet)
+    monkeypatch.chdir(tmp_path / "start")
+    resume(run_dir, log=quiet)
+
+
 def damage_checkpoint(run_dir, change):
     with np.load(run_dir / CHECKPOINT, allow_pickle=False) as stored:
         arrays = {name: stored[name] for name in stored.files}
     change(arrays)
     np.savez(run_dir / CHECKPOINT, **arrays)
+
+
+def change_meta(change):
+    """A change to a checkpoint's arrays that applies ``change`` to its decoded meta."""
+
+    def update(arrays):
+        meta = json.loads(str(arrays["meta"]))
+        change(meta)
+        arrays["meta"] = np.array(json.dumps(meta))
+
+    return update
 
 
 DAMAGE = {
@@ -218,20 +302,18 @@ DAMAGE = {
         "array 'order' is not an order of the 4768 training windows",
     ),
     "bookkeeping": (
-        lambda arrays: arrays.update({"meta": np.array(json.dumps(broken_meta(arrays)))}),
+        change_meta(lambda meta: meta.pop("progress")),
         "damaged checkpoint",
     ),
     "config": (
-        lambda arrays: arrays.update({"meta": np.array(json.dumps(broken_meta(arrays, "config")))}),
-        "damaged checkpoint",
+        change_meta(lambda meta: meta.pop("config")),
+        r"damaged checkpoint \(no config\)",
+    ),
+    "config value": (
+        change_meta(lambda meta: meta["config"]["model"].update(hidden="x")),
+        r"damaged checkpoint \(config: model\.hidden: expected int, got 'x'\)$",
     ),
 }
-
-
-def broken_meta(arrays, key="progress"):
-    meta = json.loads(str(arrays["meta"]))
-    del meta[key]
-    return meta
 
 
 @pytest.mark.parametrize("damage", DAMAGE)
@@ -267,6 +349,7 @@ def test_resuming_a_run_that_had_stopped_trains_no_more(
 
     lines = []
     run = resume(stopped, log=lines.append)
+    assert lines[0] == f"run {stopped} had already ended: saving its final model"
     assert not [line for line in lines if line.startswith("epoch ")]
     assert run.best_epoch == whole_run.best_epoch
     assert weights(stopped) == weights(whole)
@@ -280,13 +363,15 @@ def test_resume_after_ctrl_c_ends_as_if_never_interrupted(tmp_path, monkeypatch)
     train(small_config(whole, "train.epochs=2"), log=quiet)
     real_epoch = train_module.train_epoch
 
-    def ctrl_c_after_three_batches(model, optimizer, data, rng, progress, checkpoint, stop):
-        def press_after_three():
-            if progress.batches == 3:
-                os.kill(os.getpid(), signal.SIGINT)
-            return stop()
+    def ctrl_c_after_three_batches(*args, stop_requested, **kwargs):
+        asked = itertools.count()  # stop_requested() is asked once before each batch
 
-        return real_epoch(model, optimizer, data, rng, progress, checkpoint, press_after_three)
+        def press_after_three():
+            if next(asked) == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+            return stop_requested()
+
+        return real_epoch(*args, stop_requested=press_after_three, **kwargs)
 
     with monkeypatch.context() as patch:
         patch.setattr(train_module, "train_epoch", ctrl_c_after_three_batches)
@@ -298,3 +383,12 @@ def test_resume_after_ctrl_c_ends_as_if_never_interrupted(tmp_path, monkeypatch)
     resume(stopped, log=lines.append)
     assert lines[0] == f"resuming {stopped} at epoch 1, window {3 * 32}"
     assert weights(stopped) == weights(whole)
+
+
+def test_a_resumed_run_that_had_ended_reports_its_whole_training_time(tmp_path):
+    first = train(small_config(tmp_path, "train.epochs=1"), log=quiet)
+    resumed = resume(tmp_path, log=quiet)
+    seconds = WindowTagger.load(tmp_path).metrics["train_seconds"]
+    assert seconds == resumed.seconds
+    # The time up to the last checkpoint: all of the first run's but its final save.
+    assert seconds == pytest.approx(first.seconds, rel=0.5)

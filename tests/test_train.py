@@ -1,6 +1,8 @@
 import json
 import os
+import re
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,6 +10,7 @@ import pytest
 from nerwin import train as train_module
 from nerwin.checkpoint import CHECKPOINT
 from nerwin.config import load_config
+from nerwin.errors import OutputError
 from nerwin.model import WindowTagger
 from nerwin.train import build_labels, lr_at, replace_rare_words, train
 
@@ -80,6 +83,8 @@ def ctrl_c_inside_step(monkeypatch, step: int, presses: int = 1) -> dict[str, np
         update, run_step = optimizer._update, optimizer.step
         names = list(params)[:presses]
 
+        # Optimizer.step updates the parameters one _update call at a time, so _update is
+        # the one place to press in the middle of a step; this test depends on that.
         def update_then_press(name, index, grad):
             update(name, index, grad)
             if optimizer.steps == step and name in names:
@@ -161,6 +166,22 @@ def test_second_ctrl_c_aborts_and_saves_nothing_more(tmp_path, monkeypatch):
     assert signal.getsignal(signal.SIGINT) is handler
     assert not (tmp_path / "weights.npz").exists()  # no epoch ended: no model
     assert checkpoint_meta(tmp_path)["optimizer"]["steps"] == 0  # the one written at the start
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("name", ["train.log", "metrics.jsonl"])
+def test_a_failed_log_write_is_one_error_naming_the_file(tmp_path, name):
+    (tmp_path / name).symlink_to("/dev/full")  # each write fails: no space left on device
+    message = f"{tmp_path / name}: cannot write (No space left on device)"
+    with pytest.raises(OutputError, match=f"^{re.escape(message)}$"):
+        train(sample_config(tmp_path, "model.hidden=8", "train.epochs=1"), log=lambda line: None)
+
+
+def test_a_log_that_cannot_be_opened_is_one_error_naming_it(tmp_path):
+    (tmp_path / "train.log").mkdir()
+    message = f"{tmp_path / 'train.log'}: cannot write (Is a directory)"
+    with pytest.raises(OutputError, match=f"^{re.escape(message)}$"):
+        train(sample_config(tmp_path, "model.hidden=8", "train.epochs=1"), log=lambda line: None)
 
 
 def test_early_stopping_respects_patience(tmp_path):
