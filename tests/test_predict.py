@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+import nerwin.model
 import nerwin.predict as predict
 from nerwin.data.conll import Sentence
 from nerwin.data.tokenize import tokenize
@@ -107,6 +108,22 @@ def test_a_small_token_budget_gives_the_same_probabilities_and_tags(tmp_path, mo
             assert a.tags == b.tags
             np.testing.assert_allclose(a.p_tag, b.p_tag, rtol=1e-6, atol=1e-7)
             np.testing.assert_allclose(a.p_ent, b.p_ent, rtol=1e-6, atol=1e-7)
+
+
+def test_the_graph_in_small_passes_gives_the_same_probabilities(tmp_path, monkeypatch):
+    _, model = loaded_model(tmp_path)  # not frozen: the graph, as in dev evaluation
+    whole = predict.tag_batch(model, SENTENCES)
+    monkeypatch.setattr(nerwin.model, "GRAPH_CHUNK", 5)
+    pieces = predict.tag_batch(model, SENTENCES)
+    for a, b in zip(whole, pieces, strict=True):
+        assert a.tags == b.tags
+        np.testing.assert_allclose(a.p_tag, b.p_tag, rtol=1e-6, atol=1e-7)
+
+
+def test_a_batch_of_empty_sentences_is_tagged_on_either_path(tmp_path):
+    for model in loaded_model(tmp_path):
+        tagged = predict.tag_batch(model, [[], []])
+        assert [item.p_tag.shape for item in tagged] == [(0, len(model.labels))] * 2
 
 
 def test_a_line_longer_than_the_budget_is_tagged_as_one_sentence(tmp_path, monkeypatch):

@@ -102,7 +102,8 @@ class Concat(Gate):
         """features: shapes (B, K, D_i) -> x: shape (B, N), N = K * sum(D_i)."""
         self.dims = [f.shape[-1] for f in features]
         joined = np.concatenate(features, axis=2)  # (B, K, sum D_i)
-        return joined.reshape(joined.shape[0], -1)
+        batch, width, dims = joined.shape
+        return joined.reshape(batch, width * dims)  # not -1: B may be 0
 
     def backward(self, dout: np.ndarray) -> tuple[np.ndarray, ...]:
         """dout: shape (B, N) -> one gradient of shape (B, K, D_i) per input."""
