@@ -11,15 +11,17 @@ for bit, as never having stopped.
 ``run.json`` beside it is the run's manifest. A checkpoint is resumed only
 if its config is the manifest's and every data file still has the
 manifest's SHA-256: otherwise the run would go on with another config or
-other data than it started with. The manifest records the data files by
-absolute path, so a run resumed from any working directory reads the data
-it started with.
+other data than it started with. The manifest records the data files, and
+a vectors file, by absolute path, so a run resumed from any working
+directory reads the data it started with; a changed vectors file is
+refused like a changed data file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import sys
@@ -30,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from nerwin.config import Config, config_from_dict
-from nerwin.errors import ConfigError, ModelError
+from nerwin.data.vectors import PACKAGED
+from nerwin.errors import ConfigError, ModelError, OutputError
 from nerwin.model import atomic_write
 from nerwin.nn.optim import Optimizer
 
@@ -80,11 +83,19 @@ def save_checkpoint(
     atomic_write(run_dir / CHECKPOINT, lambda f: np.savez(f, **arrays))
 
 
-def read_run(run_dir: Path) -> tuple[Config, Path]:
-    """The config of the checkpointed run in ``run_dir``, and the directory of its data.
+@dataclass
+class Sources:
+    """Where a resumed run reads what it started with, as ``run.json`` records it."""
+
+    data_dir: Path  # the directory of the data files
+    vectors: str  # features.vectors: a packaged name, a file's path, or "" for none
+
+
+def read_run(run_dir: Path) -> tuple[Config, Sources]:
+    """The config of the checkpointed run in ``run_dir``, and where its data and vectors are.
 
     ModelError if the checkpoint's config is damaged or not the one in
-    ``run.json``, or a data file no longer has the SHA-256 recorded there.
+    ``run.json``, or a data or vectors file no longer has the SHA-256 recorded there.
     """
     path = Path(run_dir) / CHECKPOINT
     stored = _read(run_dir)[0].get("config")
@@ -95,10 +106,10 @@ def read_run(run_dir: Path) -> tuple[Config, Path]:
     except ConfigError as err:
         raise ModelError(f"{path}: damaged checkpoint (config: {err})") from None
     manifest = _read_manifest(Path(run_dir))
-    _check_config(path, stored, manifest)
+    _check_config(path, config, manifest)
     data_dir = _recorded_data_dir(path.parent / MANIFEST, manifest, config)
     _check_data(path, manifest, _data_files(config, data_dir))
-    return config, data_dir
+    return config, Sources(data_dir, _recorded_vectors(path, manifest, config))
 
 
 def restore_checkpoint(
@@ -122,28 +133,74 @@ def restore_checkpoint(
     order = arrays.get("order")
     if order is not None:
         _check_order(path, order, windows)
+    progress = _read_progress(path, meta.get("progress"), order, windows)
     for key, target in targets.items():
         target[...] = arrays[key]
     try:
         optimizer.steps = int(meta["optimizer"]["steps"])
         optimizer.lr = float(meta["optimizer"]["lr"])
         rng.bit_generator.state = meta["rng"]
-        return Progress(**meta["progress"], order=order)
     except (KeyError, TypeError, ValueError) as err:
         raise ModelError(f"{path}: damaged checkpoint ({type(err).__name__}: {err})") from None
+    return progress
 
 
-def _check_config(path: Path, stored: dict, manifest: dict) -> None:
-    """ModelError unless the checkpoint's config dict is the one ``run.json`` recorded.
+def _read_progress(path: Path, stored, order: np.ndarray | None, windows: int) -> Progress:
+    """The checkpoint's bookkeeping as a Progress, each field of the type and range it needs.
 
-    The dicts as written are compared, not configs read back with today's
-    defaults: a key a later version adds must not turn every older run away.
+    A field missing takes its default, as in a checkpoint written before the
+    field existed; any other damage is a ModelError naming the field.
     """
+    if not isinstance(stored, dict):
+        raise ModelError(f"{path}: damaged checkpoint (no progress)")
+    try:
+        progress = Progress(**stored, order=order)
+    except TypeError as err:  # a field this version does not know
+        raise ModelError(f"{path}: damaged checkpoint (progress: {err})") from None
+    defaults = Progress()
+    for key in stored:
+        if not _valid_field(getattr(progress, key), getattr(defaults, key)):
+            raise _damaged_progress(path, key)
+    if progress.epoch < 1:
+        raise _damaged_progress(path, "epoch")
+    if progress.cursor > windows:
+        raise _damaged_progress(path, "cursor")
+    return progress
+
+
+def _damaged_progress(path: Path, key: str) -> ModelError:
+    return ModelError(f"{path}: damaged checkpoint (progress.{key})")
+
+
+def _valid_field(value, default) -> bool:
+    """Whether ``value`` can stand where Progress has ``default``: a count (int >= 0),
+    a finite number, or a list."""
+    if isinstance(default, list):
+        return isinstance(value, list)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if isinstance(default, int):
+        return isinstance(value, int) and value >= 0
+    return math.isfinite(value)
+
+
+def _check_config(path: Path, config: Config, manifest: dict) -> None:
+    """ModelError unless the checkpoint's ``config`` is the one ``run.json`` recorded.
+
+    Both are compared as read with today's defaults: a key a later version
+    adds is then on both sides, so an older run is not turned away, neither
+    now nor after a checkpoint written by this version holds the key.
+    """
+    manifest_path = path.parent / MANIFEST
     recorded = manifest.get("config")
     if not isinstance(recorded, dict):
-        raise ModelError(f"{path.parent / MANIFEST}: unreadable run manifest (no config)")
+        raise ModelError(f"{manifest_path}: unreadable run manifest (no config)")
+    try:
+        recorded = config_from_dict(recorded).to_dict()
+    except ConfigError as err:
+        raise ModelError(f"{manifest_path}: unreadable run manifest (config: {err})") from None
     # ``output`` is not part of what a run is: a resume saves wherever the run now is.
-    differing = [key for key in _differences(stored, recorded) if key != "output"]
+    differing = [key for key in _differences(config.to_dict(), recorded) if key != "output"]
     if differing:
         raise ModelError(
             f"{path}: belongs to another run than {path.parent / MANIFEST} "
@@ -187,6 +244,22 @@ def _check_data(path: Path, manifest: dict, data_files: list[Path]) -> None:
             )
         if recorded.get(str(file)) != sha256(file):
             raise ModelError(f"{path}: data file {file} changed since the run started")
+
+
+def _recorded_vectors(path: Path, manifest: dict, config: Config) -> str:
+    """``features.vectors`` to resume with: the file ``run.json`` records, checked against
+    its SHA-256, or (a packaged name, none, or an older manifest) the config's as it is."""
+    recorded = manifest.get("vectors")
+    if recorded is None:
+        return config.features.vectors
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("path"), str):
+        raise ModelError(f"{path.parent / MANIFEST}: unreadable run manifest (vectors)")
+    file = Path(recorded["path"])
+    if not file.is_file():
+        raise ModelError(f"{path}: vectors file {file} is gone since the run started")
+    if recorded.get("sha256") != sha256(file):
+        raise ModelError(f"{path}: vectors file {file} changed since the run started")
+    return str(file)
 
 
 def _data_files(config: Config, data_dir: Path) -> list[Path]:
@@ -268,17 +341,22 @@ def start_run(run_dir: Path, config: Config) -> None:
     The checkpoint goes first: whatever happens next, ``--resume`` can no
     longer pick up the earlier run beside this run's manifest.
     """
-    for name in (CHECKPOINT, *MODEL_FILES):
-        (run_dir / name).unlink(missing_ok=True)
+    try:
+        for name in (CHECKPOINT, *MODEL_FILES):
+            (run_dir / name).unlink(missing_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        where = err.filename or run_dir
+        raise OutputError(f"{where}: cannot write ({err.strerror or err})") from None
     write_manifest(run_dir, config)
 
 
 def write_manifest(run_dir: Path, config: Config) -> None:
     """``run.json``: config and hash, data directory and checksums, seed, versions, BLAS threads.
 
-    The data directory is recorded resolved, and the data files in it: a
-    relative ``data.dir`` is read from the directory the run is started in,
-    and a resume may start elsewhere.
+    The data directory is recorded resolved, and the data files in it, and so
+    is a vectors file: a relative path is read from the directory the run is
+    started in, and a resume may start elsewhere.
     """
     packages = ("nerwin", "numpy", "click", "pyyaml", "tqdm", "seqeval")
     data_dir = Path(config.data.dir).resolve()
@@ -288,14 +366,22 @@ def write_manifest(run_dir: Path, config: Config) -> None:
         "seed": config.train.seed,
         "data_dir": str(data_dir),
         "data": {str(path): sha256(path) for path in _data_files(config, data_dir)},
+        "vectors": _vectors_file(config.features.vectors),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": {name: _version(name) for name in packages},
         "threads": _thread_settings(),
     }
     text = json.dumps(manifest, indent=1)
-    run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(run_dir / MANIFEST, lambda f: f.write(text.encode("utf-8")))
+
+
+def _vectors_file(vectors: str) -> dict | None:
+    """A vectors file's absolute path and SHA-256; None for a packaged name or no vectors."""
+    if not vectors or vectors in PACKAGED:
+        return None
+    path = Path(vectors).resolve()
+    return {"path": str(path), "sha256": sha256(path)}
 
 
 def _version(package: str) -> str | None:

@@ -75,7 +75,7 @@ set_option = click.option(
 
 
 class Nerwin(click.Group):
-    """The ``nerwin`` group: a failed write to stdout ends as one line, like a user error."""
+    """The ``nerwin`` group: a failed write to stdout, or to a file, ends as one line."""
 
     def main(self, *args, **kwargs):
         try:
@@ -86,10 +86,16 @@ class Nerwin(click.Group):
         except OSError as err:
             # Files nerwin reads or writes raise NerwinErrors naming them, so an OSError
             # without a filename is stdout failing. One with a filename is a file nerwin
-            # forgot to check: a bug, left with its traceback rather than blamed on stdout.
+            # forgot to check; it still names the file, in one line as DESIGN asks.
             if err.filename is not None:
-                raise
+                file_failed(err)
             output_failed(err)
+
+
+def file_failed(err: OSError) -> NoReturn:
+    """Say which file failed and why, like a user error."""
+    click.echo(f"nerwin: {err.filename}: {err.strerror or err}", err=True)
+    sys.exit(2)
 
 
 def output_failed(err: OSError) -> NoReturn:

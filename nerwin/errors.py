@@ -21,7 +21,8 @@ class ConfigError(NerwinError):
 
 
 class ModelError(NerwinError):
-    """A model directory that is missing, unreadable or of another format version."""
+    """A model directory or checkpoint that is missing, unreadable or of another format
+    version, or a model that training could not make (it diverged)."""
 
 
 class OutputError(NerwinError):

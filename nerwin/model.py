@@ -281,29 +281,29 @@ class WindowTagger:
     # -- save / load --------------------------------------------------------
 
     def load_weights(self, directory: str | Path) -> None:
-        """Overwrite the parameters in place with those of ``directory``'s weights.npz."""
+        """Overwrite the parameters in place with those of ``directory``'s weights.npz.
+
+        ModelError if it is missing, damaged, or holds an array unlike its parameter.
+        """
         path = Path(directory) / "weights.npz"
         # Read each stored array straight into its parameter's memory: restoring the best
         # epoch of a 400k-word model then needs no second copy of its table.
-        with zipfile.ZipFile(path) as archive:
-            for name, param in self.params.items():
-                try:
-                    member = archive.open(f"{name}.npy")
-                except KeyError:
-                    raise ModelError(f"{path}: '{name}' is missing") from None
-                with member:
-                    major, _ = np.lib.format.read_magic(member)
-                    read_header = getattr(np.lib.format, f"read_array_header_{major}_0")
-                    shape, fortran_order, dtype = read_header(member)
-                    _check_weight(path, name, (shape, dtype), (param.shape, param.dtype))
-                    if fortran_order:  # read in place, so it must be in C order like `param`
-                        raise ModelError(f"{path}: '{name}' is stored in Fortran order")
-                    _read_into(member, memoryview(param).cast("B"))
+        try:
+            with zipfile.ZipFile(path) as archive:
+                for name, param in self.params.items():
+                    _read_member(archive, path, name, param)
+        except FileNotFoundError:
+            raise ModelError(f"{path}: missing") from None
+        except (OSError, ValueError, zipfile.BadZipFile) as err:
+            raise ModelError(f"{path}: unreadable ({err})") from None
 
     def save(self, directory: str | Path, metrics: dict | None = None) -> None:
         """Write ``weights.npz`` and ``model.json`` atomically into ``directory``."""
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OutputError(f"{directory}: cannot write ({err.strerror or err})") from None
         meta = {
             "format_version": FORMAT_VERSION,
             "nerwin_version": __version__,
@@ -337,6 +337,23 @@ class WindowTagger:
         model.metrics, model.temperature = meta.metrics, meta.temperature
         model.tokenizer, model.frequent_tokens = meta.tokenizer, meta.frequent_tokens
         return model.freeze()
+
+
+def _read_member(archive: zipfile.ZipFile, path: Path, name: str, param: np.ndarray) -> None:
+    """Read the stored array ``name`` of the weights.npz at ``path`` into ``param``, checked."""
+    try:
+        member = archive.open(f"{name}.npy")
+    except KeyError:
+        raise ModelError(f"{path}: '{name}' is missing") from None
+    with member:
+        major, _ = np.lib.format.read_magic(member)
+        read_header = getattr(np.lib.format, f"read_array_header_{major}_0")
+        shape, fortran_order, dtype = read_header(member)
+        _check_weight(path, name, (shape, dtype), (param.shape, param.dtype))
+        if fortran_order:  # read in place, so it must be in C order like `param`
+            raise ModelError(f"{path}: '{name}' is stored in Fortran order")
+        _read_into(member, memoryview(param).cast("B"))
+    _check_finite(path, name, param)
 
 
 def _read_into(stream, buffer: memoryview, block: int = 1 << 20) -> None:
@@ -378,19 +395,24 @@ def _check_weights(params: dict[str, np.ndarray], shapes: dict[str, tuple], path
         array = params.get(name)
         found = None if array is None else (array.shape, array.dtype)
         _check_weight(path, name, found, (shape, WEIGHT_DTYPE))
-        if not np.isfinite(array).all():  # a NaN would tag every token O with P = nan
-            raise ModelError(f"{path}: '{name}' holds NaN or infinite values")
+        _check_finite(path, name, array)
 
 
 def _check_weight(path, name: str, found: tuple | None, expected: tuple) -> None:
     """ModelError unless the stored array ``name``'s (shape, dtype) ``found`` is ``expected``.
 
-    The one check of both loaders: another dtype would change the numbers, or
-    fail inside numpy, and a text array would not compute at all.
+    Both loaders' check of the shape and dtype: another dtype would change the
+    numbers, or fail inside numpy, and a text array would not compute at all.
     """
     if found != expected:
         shape, dtype = expected
         raise ModelError(f"{path}: '{name}' is missing or not {dtype} of shape {shape}")
+
+
+def _check_finite(path, name: str, array: np.ndarray) -> None:
+    """Both loaders' check of the values: a NaN would tag every token O with P = nan."""
+    if not np.isfinite(array).all():
+        raise ModelError(f"{path}: '{name}' holds NaN or infinite values")
 
 
 def _read_weights(path: Path) -> dict[str, np.ndarray]:

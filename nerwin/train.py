@@ -13,6 +13,7 @@ aborts at once, and saves nothing more.
 from __future__ import annotations
 
 import json
+import math
 import signal
 import threading
 import time
@@ -25,13 +26,20 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from nerwin.checkpoint import Progress, read_run, restore_checkpoint, save_checkpoint, start_run
+from nerwin.checkpoint import (
+    Progress,
+    Sources,
+    read_run,
+    restore_checkpoint,
+    save_checkpoint,
+    start_run,
+)
 from nerwin.config import Config, TrainConfig
 from nerwin.data.conll import Sentence, entity_type, read_conll
 from nerwin.data.features import FEATURES, Windows, encode_windows
 from nerwin.data.vectors import copy_vectors, load_vectors
 from nerwin.data.vocab import Vocab
-from nerwin.errors import DataError, OutputError
+from nerwin.errors import DataError, ModelError, OutputError
 from nerwin.model import WindowTagger, feature_dims
 from nerwin.nn.optim import OPTIMIZERS, SGD, Optimizer
 from nerwin.predict import evaluate
@@ -287,17 +295,19 @@ class TrainingData:
 
 
 def prepare(
-    config: Config, rng: np.random.Generator, data_dir: Path | None = None
+    config: Config, rng: np.random.Generator, sources: Sources | None = None
 ) -> tuple[WindowTagger, TrainingData]:
     """Read the data, build vocabularies and labels, and a fresh model (vectors copied in).
 
-    The data files are read from ``data_dir``, by default ``data.dir``.
+    The data files and vectors are read from ``sources``, by default from
+    ``data.dir`` and ``features.vectors``.
     """
-    data_dir = Path(data_dir or config.data.dir)
+    sources = sources or Sources(Path(config.data.dir), config.features.vectors)
+    data_dir = sources.data_dir
     train_sentences = read_split(config, "train", data_dir)
     if not train_sentences:
         raise DataError(data_dir / config.data.train, None, "no training sentences")
-    vectors = load_vectors(config.features.vectors) if config.features.vectors else None
+    vectors = load_vectors(sources.vectors) if sources.vectors else None
     vocabs, word_counts = build_vocabs(train_sentences, config, vectors.words if vectors else [])
     labels = build_labels(train_sentences)
     model = WindowTagger.create(config, vocabs, labels, rng)
@@ -324,7 +334,7 @@ def train(config: Config, log: Callable[[str], None] = print) -> Run:
     start_run(Path(config.output), config)
     loop = _Loop(model, data, optimizer, rng, Progress())
     loop.checkpoint()
-    return _run(loop, log, resumed=False)
+    return _run(loop, log)
 
 
 def resume(run_dir: str | Path, log: Callable[[str], None] = print) -> Run:
@@ -332,21 +342,22 @@ def resume(run_dir: str | Path, log: Callable[[str], None] = print) -> Run:
 
     A run that had already ended trains no more, and only saves its final
     model. ModelError if the checkpoint is not the run's of ``run.json``, a
-    data file has changed since, or the checkpoint's arrays do not fit the model.
+    data or vectors file has changed since, or the checkpoint's arrays do not
+    fit the model.
     """
     run_dir = Path(run_dir)
-    config, data_dir = read_run(run_dir)
+    config, sources = read_run(run_dir)
     config.output = str(run_dir)
     rng = np.random.default_rng(config.train.seed)
-    model, data = prepare(config, rng, data_dir)
+    model, data = prepare(config, rng, sources)
     optimizer = make_optimizer(config.train, model.params)
     progress = restore_checkpoint(run_dir, model.params, optimizer, rng, len(data.windows))
     loop = _Loop(model, data, optimizer, rng, progress)
     if loop.ended():
-        log(f"run {run_dir} had already ended: saving its final model")
+        opening = f"run {run_dir} had already ended: saving its final model"
     else:
-        log(f"resuming {run_dir} at epoch {progress.epoch}, window {progress.cursor}")
-    return _run(loop, log, resumed=True)
+        opening = f"resuming {run_dir} at epoch {progress.epoch}, window {progress.cursor}"
+    return _run(loop, log, opening)
 
 
 def calibrate_on(model: WindowTagger, sentences: list[Sentence]) -> float:
@@ -358,11 +369,16 @@ def calibrate_on(model: WindowTagger, sentences: list[Sentence]) -> float:
     return model.calibrate(model.feeds(windows, known), gold[known])
 
 
-def _run(loop: _Loop, echo: Callable[[str], None], resumed: bool) -> Run:
-    """The epochs from ``loop.progress`` on, then the final scores of the best model."""
+def _run(loop: _Loop, echo: Callable[[str], None], resumed: str = "") -> Run:
+    """The epochs from ``loop.progress`` on, then the final scores of the best model.
+
+    ``resumed`` is the line a resumed run's log starts with; "" for a new run.
+    """
     model, data, progress = loop.model, loop.data, loop.progress
     output = Path(model.config.output)
-    with _open_log(output, echo, progress.history, resumed) as log:
+    with _open_log(output, echo, progress.history, bool(resumed)) as log:
+        if resumed:
+            log.line(resumed)
         log.line(
             f"training on {len(data.windows)} tokens ({len(data.windows.sentence_starts) - 1} "
             f"sentences), {len(model.labels)} tags, vocabulary {len(model.vocabs['word'])}, "
@@ -418,17 +434,16 @@ class _Loop:
         return self.progress.epoch > self.model.config.train.epochs or self._out_of_patience()
 
     def fit(self, log: _Log) -> bool:
-        """Epochs until the last, no better dev F1 for ``patience`` epochs, or Ctrl-C.
+        """Epochs until the run has ended (``ended()``) or Ctrl-C.
 
-        Both ends are tested before an epoch, not after it, so resuming a run that
+        The end is tested before an epoch, not after it, so resuming a run that
         had already ended trains nothing more. Returns whether Ctrl-C stopped it.
         """
         self.clock = time.perf_counter()
-        with _CtrlC() as ctrl_c:
-            while self.progress.epoch <= self.model.config.train.epochs and not ctrl_c.requested:
-                if self._out_of_patience():
-                    log.line(f"no better dev F1 for {self.progress.waited} epochs: stopping")
-                    break
+        # A diverging run is reported once, as the epoch's non-finite loss, not by
+        # numpy's warnings from every overflowing batch.
+        with _CtrlC() as ctrl_c, np.errstate(over="ignore", invalid="ignore"):
+            while not self.ended() and not ctrl_c.requested:
                 self.epoch(log, stop_requested=lambda: ctrl_c.requested)
         self._count_time()
         return ctrl_c.requested
@@ -436,8 +451,8 @@ class _Loop:
     def epoch(self, log: _Log, stop_requested: Callable[[], bool]) -> None:
         """Train the rest of ``progress.epoch``, score it on dev, keep it if best; checkpoint.
 
-        Stopped by ``stop_requested()`` (even after its last batch), it only
-        checkpoints where it stopped: a resumed run scores the epoch.
+        Stopped before its end, it only checkpoints where it stopped: a resumed
+        run scores the epoch. ModelError if the epoch's loss is not finite.
         """
         progress = self.progress
         self.optimizer.lr = lr_at(self.model.config.train, progress.epoch - 1)
@@ -446,7 +461,8 @@ class _Loop:
         loss = train_epoch(
             model, optimizer, data, rng, progress, self.checkpoint, stop_requested=stop_requested
         )
-        if stop_requested():  # no dev score, no epoch line: the epoch ends when resumed
+        self._check_finite(loss)
+        if progress.cursor < len(data.windows):  # no dev score, no epoch line: not yet an epoch
             self.checkpoint()
             return
         self._score(log, loss, windows_left / (time.perf_counter() - started))
@@ -476,6 +492,17 @@ class _Loop:
             self.model.save(config.output, {"best_epoch": progress.epoch, "dev": dev})
         else:
             progress.waited += 1
+            if self._out_of_patience():
+                log.line(f"no better dev F1 for {progress.waited} epochs: stopping")
+
+    def _check_finite(self, loss: float) -> None:
+        """ModelError if training has diverged, before anything of it is saved as the model:
+        non-finite weights would be saved, and then refused by every later load."""
+        if not math.isfinite(loss):
+            output, epoch = self.model.config.output, self.progress.epoch
+            raise ModelError(
+                f"{output}: training diverged in epoch {epoch} (loss {loss}); try a lower train.lr"
+            )
 
     def _count_time(self) -> None:
         now = time.perf_counter()

@@ -107,14 +107,36 @@ def test_damaged_weights_array(model_dir, damage, problem):
     assert str(caught.value) == f"{path}: 'hidden.b' {problem}"
 
 
-@pytest.mark.parametrize("kind", ["text", "int64", "float64"])
+@pytest.mark.parametrize("kind", ["text", "int64", "float64", "NaN", "infinite"])
 def test_restoring_the_best_epoch_refuses_the_same_arrays(model_dir, kind):
-    # load_weights, which training ends with, reads in place and shares load's check.
+    # load_weights, which training ends with, reads in place and shares load's checks.
     damage, problem = BAD_WEIGHTS[kind]
     path = damage_weights(model_dir, damage)
     with pytest.raises(ModelError) as caught:
         make_model(small_config())[0].load_weights(model_dir)
     assert str(caught.value) == f"{path}: 'hidden.b' {problem}"
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [(None, "missing"), (b"PK\x03\x04 and no more", "unreadable (File is not a zip file)")],
+    ids=["missing", "not a zip"],
+)
+def test_restoring_the_best_epoch_from_a_missing_or_broken_file(model_dir, content, problem):
+    path = model_dir / "weights.npz"
+    path.unlink()
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ModelError) as caught:
+        make_model(small_config())[0].load_weights(model_dir)
+    assert str(caught.value) == f"{path}: {problem}"
+
+
+def test_a_model_directory_that_cannot_be_made_names_it(tmp_path):
+    (tmp_path / "file").touch()
+    with pytest.raises(OutputError) as caught:
+        make_model(small_config())[0].save(tmp_path / "file" / "model")
+    assert str(caught.value) == f"{tmp_path / 'file' / 'model'}: cannot write (Not a directory)"
 
 
 def test_a_failed_write_names_the_file_and_leaves_nothing(tmp_path, monkeypatch):

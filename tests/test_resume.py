@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from nerwin import train as train_module
-from nerwin.checkpoint import CHECKPOINT, sha256
+from nerwin.checkpoint import CHECKPOINT, sha256, write_manifest
 from nerwin.config import load_config
 from nerwin.errors import ModelError
 from nerwin.model import WindowTagger
@@ -163,17 +163,37 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
         resume(second, log=quiet)
 
 
-def test_a_run_from_before_a_config_key_existed_still_resumes(tmp_path):
-    """The stored configs are compared as written: a key that a later version adds (and
-    fills with its default when reading the config) does not make an older run foreign."""
-    train(small_config(tmp_path, "train.epochs=1"), log=quiet)
+def pretend_older(run_dir):
+    """Make the run in ``run_dir`` look started by a version without ``features.shape_dim``."""
     older = change_meta(lambda meta: meta["config"]["features"].pop("shape_dim"))
-    damage_checkpoint(tmp_path, older)
-    manifest = json.loads((tmp_path / "run.json").read_text())
+    damage_checkpoint(run_dir, older)
+    manifest = json.loads((run_dir / "run.json").read_text())
     del manifest["config"]["features"]["shape_dim"]
     text = json.dumps(manifest["config"], sort_keys=True)  # hashed as that version hashed it
     manifest["config_hash"] = hashlib.sha256(text.encode()).hexdigest()[:16]
-    (tmp_path / "run.json").write_text(json.dumps(manifest))
+    (run_dir / "run.json").write_text(json.dumps(manifest))
+
+
+def test_a_run_from_before_a_config_key_existed_still_resumes(tmp_path):
+    """A key that a later version adds (and fills with its default when reading the
+    config) does not make an older run foreign."""
+    train(small_config(tmp_path, "train.epochs=1"), log=quiet)
+    pretend_older(tmp_path)
+    lines = []
+    resume(tmp_path, log=lines.append)
+    assert lines[0] == f"run {tmp_path} had already ended: saving its final model"
+
+
+def test_an_older_run_resumes_again_after_a_checkpoint_of_this_version(tmp_path, monkeypatch):
+    """The checkpoint a resume writes holds today's keys, run.json the older run's: both are
+    read with today's defaults before they are compared, so the run resumes again."""
+    with monkeypatch.context() as patch, pytest.raises(Killed):
+        kill_at(patch, "train_epoch")
+        train(small_config(tmp_path, "train.epochs=1"), log=quiet)
+    pretend_older(tmp_path)
+    with monkeypatch.context() as patch, pytest.raises(Killed):
+        kill_at(patch, "_finish")  # after the epoch's checkpoint
+        resume(tmp_path, log=quiet)
     lines = []
     resume(tmp_path, log=lines.append)
     assert lines[0] == f"run {tmp_path} had already ended: saving its final model"
@@ -266,6 +286,42 @@ def test_an_older_manifest_with_relative_data_paths_says_where_it_looked(tmp_pat
     resume(run_dir, log=quiet)
 
 
+def write_vectors(path, words, dim=50):
+    path.write_text("".join(f"{word} {' '.join(['0.5'] * dim)}\n" for word in words))
+
+
+def test_a_vectors_file_is_read_from_where_the_run_started_and_must_not_change(
+    tmp_path, monkeypatch
+):
+    """run.json records a vectors file resolved, with its SHA-256, like the data files."""
+    config = from_start_directory(tmp_path, monkeypatch)
+    vectors = tmp_path / "start" / "vec.txt"
+    write_vectors(vectors, ["london", "qqqx"])  # qqqx: in the vectors only
+    with monkeypatch.context() as patch, pytest.raises(Killed):
+        kill_at(patch, "_finish")
+        train(config("train.epochs=1", "features.vectors=vec.txt"), log=quiet)
+    run_dir, recorded = tmp_path / "run", str(vectors.resolve())
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["vectors"] == {"path": recorded, "sha256": sha256(vectors)}
+
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    resume(run_dir, log=quiet)
+    model = WindowTagger.load(run_dir)
+    assert "qqqx" in model.vocabs["word"].itos
+    assert model.config.features.vectors == "vec.txt"  # the config as it was given
+    write_vectors(vectors, ["london", "zzzr"])  # the same size of vocabulary
+    message = f"{run_dir / CHECKPOINT}: vectors file {recorded} changed since the run started"
+    with pytest.raises(ModelError, match=f"^{re.escape(message)}$"):
+        resume(run_dir, log=quiet)
+
+
+def test_packaged_vectors_are_recorded_by_name(tmp_path):
+    write_manifest(tmp_path, small_config(tmp_path, "features.vectors=glove-6b-50d"))
+    manifest = json.loads((tmp_path / "run.json").read_text())
+    assert manifest["vectors"] is None
+    assert manifest["config"]["features"]["vectors"] == "glove-6b-50d"
+
+
 def damage_checkpoint(run_dir, change):
     with np.load(run_dir / CHECKPOINT, allow_pickle=False) as stored:
         arrays = {name: stored[name] for name in stored.files}
@@ -303,7 +359,27 @@ DAMAGE = {
     ),
     "bookkeeping": (
         change_meta(lambda meta: meta.pop("progress")),
-        "damaged checkpoint",
+        r"damaged checkpoint \(no progress\)$",
+    ),
+    **{
+        f"progress.{key} {value!r}": (
+            change_meta(lambda meta, key=key, value=value: meta["progress"].update({key: value})),
+            rf"damaged checkpoint \(progress\.{key}\)$",
+        )
+        for key, value in [
+            ("seconds", None),
+            ("loss_sum", float("nan")),
+            ("epoch", "1"),
+            ("epoch", 0),
+            ("cursor", 10**6),
+            ("waited", -1),
+            ("batches", True),
+            ("history", None),
+        ]
+    },
+    "progress field unknown": (
+        change_meta(lambda meta: meta["progress"].update(speed=1)),
+        r"damaged checkpoint \(progress: .*'speed'\)$",
     ),
     "config": (
         change_meta(lambda meta: meta.pop("config")),
@@ -350,7 +426,10 @@ def test_resuming_a_run_that_had_stopped_trains_no_more(
     lines = []
     run = resume(stopped, log=lines.append)
     assert lines[0] == f"run {stopped} had already ended: saving its final model"
-    assert not [line for line in lines if line.startswith("epoch ")]
+    assert not [line for line in lines if line.startswith(("epoch ", "no better dev F1"))]
+    log = (stopped / "train.log").read_text()
+    assert log.count(lines[0]) == 1
+    assert log.count("no better dev F1") == (stop == "early stopping")
     assert run.best_epoch == whole_run.best_epoch
     assert weights(stopped) == weights(whole)
     records = [json.loads(line) for line in (stopped / "metrics.jsonl").open()]
@@ -382,6 +461,7 @@ def test_resume_after_ctrl_c_ends_as_if_never_interrupted(tmp_path, monkeypatch)
     lines = []
     resume(stopped, log=lines.append)
     assert lines[0] == f"resuming {stopped} at epoch 1, window {3 * 32}"
+    assert f"\n{lines[0]}\n" in (stopped / "train.log").read_text()
     assert weights(stopped) == weights(whole)
 
 

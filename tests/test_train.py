@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import re
 import signal
@@ -10,7 +11,8 @@ import pytest
 from nerwin import train as train_module
 from nerwin.checkpoint import CHECKPOINT
 from nerwin.config import load_config
-from nerwin.errors import OutputError
+from nerwin.data.conll import read_conll
+from nerwin.errors import ModelError, OutputError
 from nerwin.model import WindowTagger
 from nerwin.train import build_labels, lr_at, replace_rare_words, train
 
@@ -158,6 +160,19 @@ def test_ctrl_c_in_a_later_epoch_keeps_the_best_epochs_weights(tmp_path, monkeyp
     assert WindowTagger.load(tmp_path / "stopped").metrics["best_epoch"] == run.best_epoch
 
 
+def test_ctrl_c_in_an_epochs_last_batch_keeps_that_whole_epoch(tmp_path, monkeypatch):
+    """The batch ends the epoch: the epoch is scored and kept, and no further one begins."""
+    windows = sum(len(s.tokens) for s in read_conll(REPO / "data" / "sample" / "train.conll"))
+    after_step = ctrl_c_inside_step(monkeypatch, step=math.ceil(windows / 32))
+    run = train_through_ctrl_c(sample_config(tmp_path, "model.hidden=8", "train.epochs=2"))
+    assert run.interrupted and [r["epoch"] for r in run.history] == [1]
+    assert run.best_epoch == 1
+    assert_same_arrays(saved_weights(tmp_path), after_step)
+    progress = checkpoint_meta(tmp_path)["progress"]
+    assert (progress["epoch"], progress["cursor"]) == (2, 0)
+    assert "epoch 1/2 |" in (tmp_path / "train.log").read_text()
+
+
 def test_second_ctrl_c_aborts_and_saves_nothing_more(tmp_path, monkeypatch):
     ctrl_c_inside_step(monkeypatch, step=5, presses=2)
     handler = signal.getsignal(signal.SIGINT)
@@ -182,6 +197,16 @@ def test_a_log_that_cannot_be_opened_is_one_error_naming_it(tmp_path):
     message = f"{tmp_path / 'train.log'}: cannot write (Is a directory)"
     with pytest.raises(OutputError, match=f"^{re.escape(message)}$"):
         train(sample_config(tmp_path, "model.hidden=8", "train.epochs=1"), log=lambda line: None)
+
+
+def test_training_that_diverges_is_one_error_and_saves_no_model(tmp_path):
+    config = sample_config(
+        tmp_path, "model.hidden=8", "train.epochs=2", "train.optimizer=sgd", "train.lr=1e30"
+    )
+    message = rf"^{re.escape(str(tmp_path))}: training diverged in epoch 1 \(loss (nan|inf)\); "
+    with np.errstate(all="ignore"), pytest.raises(ModelError, match=message + "try a lower"):
+        train(config, log=lambda line: None)
+    assert not (tmp_path / "weights.npz").exists()
 
 
 def test_early_stopping_respects_patience(tmp_path):
