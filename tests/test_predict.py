@@ -6,6 +6,7 @@ import pytest
 import nerwin.model
 import nerwin.predict as predict
 from nerwin.data.conll import Sentence
+from nerwin.data.features import encode_windows
 from nerwin.data.tokenize import tokenize
 from nerwin.errors import NerwinError
 from nerwin.model import WindowTagger
@@ -118,6 +119,16 @@ def test_the_graph_in_small_passes_gives_the_same_probabilities(tmp_path, monkey
     for a, b in zip(whole, pieces, strict=True):
         assert a.tags == b.tags
         np.testing.assert_allclose(a.p_tag, b.p_tag, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(a.p_ent, b.p_ent, rtol=1e-6, atol=1e-7)
+
+
+def test_calibrations_scores_in_small_passes_are_the_same(tmp_path, monkeypatch):
+    _, model = loaded_model(tmp_path)
+    windows = encode_windows(SENTENCES, model.vocabs, model.config.features.window)
+    feeds = model.feeds(windows, np.arange(len(windows)))
+    whole = model.tag_scores(feeds)
+    monkeypatch.setattr(nerwin.model, "GRAPH_CHUNK", 5)
+    np.testing.assert_allclose(model.tag_scores(feeds), whole, rtol=1e-6, atol=1e-6)
 
 
 def test_a_batch_of_empty_sentences_is_tagged_on_either_path(tmp_path):
