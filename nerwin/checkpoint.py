@@ -165,6 +165,8 @@ def _read_progress(path: Path, stored, order: np.ndarray | None, windows: int) -
         raise _damaged_progress(path, "epoch")
     if progress.cursor > windows:
         raise _damaged_progress(path, "cursor")
+    if progress.cursor and order is None:  # a new order would train other windows than it did
+        raise _damaged_progress(path, "cursor")
     return progress
 
 

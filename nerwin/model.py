@@ -251,11 +251,9 @@ class WindowTagger:
             if scores is not None:
                 return gates.sigmoid(scores[:, -1]), softmax(scores[:, :-1] / self.temperature)
         windows = windows_of(ids, list(self.encoder.vocabs), lengths, self.config.features.window)
-        parts = [
-            self.probabilities(part)
-            for part in _chunks(self.feeds(windows, np.arange(len(windows))))
-        ]
-        return np.concatenate([p_ent for p_ent, _ in parts]), np.concatenate([p for _, p in parts])
+        parts = _chunks(self.feeds(windows, np.arange(len(windows))))
+        p_ent, p_tag = zip(*map(self.probabilities, parts), strict=True)
+        return np.concatenate(p_ent), np.concatenate(p_tag)
 
     def tag_scores(self, feeds: dict) -> np.ndarray:
         """o: shape (B, C), the tag head's scores before the softmax, GRAPH_CHUNK windows a pass."""
@@ -352,18 +350,21 @@ def _read_member(archive: zipfile.ZipFile, path: Path, name: str, param: np.ndar
         _check_weight(path, name, (shape, dtype), (param.shape, param.dtype))
         if fortran_order:  # read in place, so it must be in C order like `param`
             raise ModelError(f"{path}: '{name}' is stored in Fortran order")
-        _read_into(member, memoryview(param).cast("B"))
+        if _read_into(member, memoryview(param).cast("B")) < param.nbytes:
+            raise ModelError(f"{path}: '{name}' is truncated")
     _check_finite(path, name, param)
 
 
-def _read_into(stream, buffer: memoryview, block: int = 1 << 20) -> None:
-    """Fill ``buffer`` from ``stream`` a megabyte at a time (a whole read would copy it all)."""
+def _read_into(stream, buffer: memoryview, block: int = 1 << 20) -> int:
+    """Fill ``buffer`` from ``stream`` a megabyte at a time (a whole read would copy it all);
+    the bytes read, fewer than ``len(buffer)`` if the stream ends first."""
     done = 0
     while done < len(buffer):
         count = stream.readinto(buffer[done : done + block])
         if not count:
-            raise ModelError(f"{getattr(stream, 'name', 'weights')}: truncated")
+            break
         done += count
+    return done
 
 
 def _chunks(feeds: dict) -> Iterator[dict]:
@@ -409,9 +410,17 @@ def _check_weight(path, name: str, found: tuple | None, expected: tuple) -> None
         raise ModelError(f"{path}: '{name}' is missing or not {dtype} of shape {shape}")
 
 
+def all_finite(array: np.ndarray) -> bool:
+    """No NaN or infinity in ``array``, with no temporary of its size (a table is 70 MB).
+
+    min and max are NaN when any entry is, and infinite when any entry is.
+    """
+    return array.size == 0 or bool(np.isfinite(array.min()) and np.isfinite(array.max()))
+
+
 def _check_finite(path, name: str, array: np.ndarray) -> None:
     """Both loaders' check of the values: a NaN would tag every token O with P = nan."""
-    if not np.isfinite(array).all():
+    if not all_finite(array):
         raise ModelError(f"{path}: '{name}' holds NaN or infinite values")
 
 

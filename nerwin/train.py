@@ -40,7 +40,7 @@ from nerwin.data.features import FEATURES, Windows, encode_windows
 from nerwin.data.vectors import copy_vectors, load_vectors
 from nerwin.data.vocab import Vocab
 from nerwin.errors import DataError, ModelError, OutputError
-from nerwin.model import WindowTagger, feature_dims
+from nerwin.model import WindowTagger, all_finite, feature_dims
 from nerwin.nn.optim import OPTIMIZERS, SGD, Optimizer
 from nerwin.predict import evaluate
 
@@ -249,37 +249,42 @@ def train_epoch(
     Every ``train.checkpoint_batches`` batches (if set) ``checkpoint()`` saves
     the state, so a killed run loses at most that many batches. Before each
     batch ``stop_requested()`` is asked; if true the epoch ends early, with
-    ``progress.cursor`` short of the epoch's end.
+    ``progress.cursor`` short of the epoch's end. ModelError at the first batch
+    whose loss is not finite.
     """
     config = model.config
     if progress.order is None:
         progress.order = rng.permutation(len(data.windows))
     batch_size, every = config.train.batch_size, config.train.checkpoint_batches
     description = f"epoch {progress.epoch}/{config.train.epochs}"
-    bar = tqdm(
+    # Closed even when divergence or a second Ctrl-C ends the epoch, so that no
+    # half-drawn bar is left on the line of the error.
+    with tqdm(
         total=len(progress.order),
         initial=progress.cursor,
         desc=description,
         unit="tok",
         disable=None,
         leave=False,
-    )
-    while progress.cursor < len(progress.order) and not stop_requested():
-        rows = progress.order[progress.cursor : progress.cursor + batch_size]
-        feeds = model.feeds(data.windows, rows, data.tags)
-        feeds["word_ids"] = replace_rare_words(
-            feeds["word_ids"], data.singleton, config.features.unk_replace, rng
-        )
-        progress.loss_sum += model.loss(feeds)
-        optimizer.step(model.gradients())
-        progress.cursor += len(rows)
-        progress.batches += 1
-        bar.update(len(rows))
-        if progress.batches % 50 == 0:
-            bar.set_postfix(loss=f"{progress.loss_sum / progress.batches:.4f}")
-        if every and progress.batches % every == 0 and progress.cursor < len(progress.order):
-            checkpoint()
-    bar.close()
+    ) as bar:
+        while progress.cursor < len(progress.order) and not stop_requested():
+            rows = progress.order[progress.cursor : progress.cursor + batch_size]
+            feeds = model.feeds(data.windows, rows, data.tags)
+            feeds["word_ids"] = replace_rare_words(
+                feeds["word_ids"], data.singleton, config.features.unk_replace, rng
+            )
+            loss = model.loss(feeds)
+            if not math.isfinite(loss):  # stop at once: the rest of the epoch would be NaN
+                raise _diverged(config, progress.epoch, f"loss {loss}")
+            progress.loss_sum += loss
+            optimizer.step(model.gradients())
+            progress.cursor += len(rows)
+            progress.batches += 1
+            bar.update(len(rows))
+            if progress.batches % 50 == 0:
+                bar.set_postfix(loss=f"{progress.loss_sum / progress.batches:.4f}")
+            if every and progress.batches % every == 0 and progress.cursor < len(progress.order):
+                checkpoint()
     return progress.loss_sum / max(progress.batches, 1)
 
 
@@ -369,16 +374,16 @@ def calibrate_on(model: WindowTagger, sentences: list[Sentence]) -> float:
     return model.calibrate(model.feeds(windows, known), gold[known])
 
 
-def _run(loop: _Loop, echo: Callable[[str], None], resumed: str = "") -> Run:
+def _run(loop: _Loop, echo: Callable[[str], None], opening: str | None = None) -> Run:
     """The epochs from ``loop.progress`` on, then the final scores of the best model.
 
-    ``resumed`` is the line a resumed run's log starts with; "" for a new run.
+    ``opening`` is the line a resumed run's log starts with; None for a new run.
     """
     model, data, progress = loop.model, loop.data, loop.progress
     output = Path(model.config.output)
-    with _open_log(output, echo, progress.history, bool(resumed)) as log:
-        if resumed:
-            log.line(resumed)
+    with _open_log(output, echo, progress.history, opening is not None) as log:
+        if opening:
+            log.line(opening)
         log.line(
             f"training on {len(data.windows)} tokens ({len(data.windows.sentence_starts) - 1} "
             f"sentences), {len(model.labels)} tags, vocabulary {len(model.vocabs['word'])}, "
@@ -440,19 +445,21 @@ class _Loop:
         had already ended trains nothing more. Returns whether Ctrl-C stopped it.
         """
         self.clock = time.perf_counter()
-        # A diverging run is reported once, as the epoch's non-finite loss, not by
+        # A diverging run is reported once, as a non-finite loss or weight, not by
         # numpy's warnings from every overflowing batch.
         with _CtrlC() as ctrl_c, np.errstate(over="ignore", invalid="ignore"):
             while not self.ended() and not ctrl_c.requested:
                 self.epoch(log, stop_requested=lambda: ctrl_c.requested)
         self._count_time()
-        return ctrl_c.requested
+        # A Ctrl-C in the last epoch's last batch cut nothing short: the run has ended.
+        return ctrl_c.requested and not self.ended()
 
     def epoch(self, log: _Log, stop_requested: Callable[[], bool]) -> None:
         """Train the rest of ``progress.epoch``, score it on dev, keep it if best; checkpoint.
 
         Stopped before its end, it only checkpoints where it stopped: a resumed
-        run scores the epoch. ModelError if the epoch's loss is not finite.
+        run scores the epoch. ModelError, with nothing of the epoch saved, if
+        training has diverged.
         """
         progress = self.progress
         self.optimizer.lr = lr_at(self.model.config.train, progress.epoch - 1)
@@ -461,17 +468,21 @@ class _Loop:
         loss = train_epoch(
             model, optimizer, data, rng, progress, self.checkpoint, stop_requested=stop_requested
         )
-        self._check_finite(loss)
         if progress.cursor < len(data.windows):  # no dev score, no epoch line: not yet an epoch
             self.checkpoint()
             return
+        self._check_finite()  # before _score saves the weights as the model
         self._score(log, loss, windows_left / (time.perf_counter() - started))
         progress.epoch += 1
         progress.cursor, progress.loss_sum, progress.batches, progress.order = 0, 0.0, 0, None
         self.checkpoint()
 
     def checkpoint(self) -> None:
-        """Save all that a resume needs, the training time so far included."""
+        """Save all that a resume needs, the training time so far included.
+
+        ModelError, and nothing saved, if training has diverged.
+        """
+        self._check_finite()
         self._count_time()
         config = self.model.config
         save_checkpoint(
@@ -492,17 +503,16 @@ class _Loop:
             self.model.save(config.output, {"best_epoch": progress.epoch, "dev": dev})
         else:
             progress.waited += 1
-            if self._out_of_patience():
+            if self._out_of_patience() and progress.epoch < config.train.epochs:
                 log.line(f"no better dev F1 for {progress.waited} epochs: stopping")
 
-    def _check_finite(self, loss: float) -> None:
-        """ModelError if training has diverged, before anything of it is saved as the model:
-        non-finite weights would be saved, and then refused by every later load."""
-        if not math.isfinite(loss):
-            output, epoch = self.model.config.output, self.progress.epoch
-            raise ModelError(
-                f"{output}: training diverged in epoch {epoch} (loss {loss}); try a lower train.lr"
-            )
+    def _check_finite(self) -> None:
+        """ModelError if a weight has overflowed, before the weights are saved: non-finite
+        weights would be refused by every later load. The batches' losses cannot tell, as
+        each is computed before its batch's step."""
+        for name, param in self.model.params.items():
+            if not all_finite(param):
+                raise _diverged(self.model.config, self.progress.epoch, f"'{name}' not finite")
 
     def _count_time(self) -> None:
         now = time.perf_counter()
@@ -512,6 +522,12 @@ class _Loop:
     def _out_of_patience(self) -> bool:
         patience = self.model.config.train.patience
         return bool(patience) and self.progress.waited >= patience
+
+
+def _diverged(config: Config, epoch: int, sign: str) -> ModelError:
+    return ModelError(
+        f"{config.output}: training diverged in epoch {epoch} ({sign}); try a lower train.lr"
+    )
 
 
 def _epoch_record(epoch, loss, lr, tokens_per_s, dev) -> dict:

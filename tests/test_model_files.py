@@ -4,6 +4,7 @@ import io
 import json
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -115,6 +116,19 @@ def test_restoring_the_best_epoch_refuses_the_same_arrays(model_dir, kind):
     with pytest.raises(ModelError) as caught:
         make_model(small_config())[0].load_weights(model_dir)
     assert str(caught.value) == f"{path}: 'hidden.b' {problem}"
+
+
+def test_restoring_the_best_epoch_from_a_truncated_array_names_the_file(model_dir):
+    path = model_dir / "weights.npz"
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    members["hidden.b.npy"] = members["hidden.b.npy"][:-8]  # its last two float32 values
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(ModelError) as caught:
+        make_model(small_config())[0].load_weights(model_dir)
+    assert str(caught.value) == f"{path}: 'hidden.b' is truncated"
 
 
 @pytest.mark.parametrize(

@@ -377,6 +377,13 @@ DAMAGE = {
             ("history", None),
         ]
     },
+    "progress.cursor without its order": (
+        lambda arrays: (
+            arrays.pop("order", None),
+            change_meta(lambda meta: meta["progress"].update(epoch=1, cursor=96))(arrays),
+        ),
+        r"damaged checkpoint \(progress\.cursor\)$",
+    ),
     "progress field unknown": (
         change_meta(lambda meta: meta["progress"].update(speed=1)),
         r"damaged checkpoint \(progress: .*'speed'\)$",

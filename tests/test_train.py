@@ -3,6 +3,7 @@ import math
 import os
 import re
 import signal
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -160,17 +161,22 @@ def test_ctrl_c_in_a_later_epoch_keeps_the_best_epochs_weights(tmp_path, monkeyp
     assert WindowTagger.load(tmp_path / "stopped").metrics["best_epoch"] == run.best_epoch
 
 
-def test_ctrl_c_in_an_epochs_last_batch_keeps_that_whole_epoch(tmp_path, monkeypatch):
-    """The batch ends the epoch: the epoch is scored and kept, and no further one begins."""
+@pytest.mark.parametrize("epochs", [2, 1])
+def test_ctrl_c_in_an_epochs_last_batch_keeps_that_whole_epoch(tmp_path, monkeypatch, epochs):
+    """The batch ends the epoch: the epoch is scored and kept, and no further one begins.
+    In the last epoch, that is the run's normal end, not an interruption."""
     windows = sum(len(s.tokens) for s in read_conll(REPO / "data" / "sample" / "train.conll"))
     after_step = ctrl_c_inside_step(monkeypatch, step=math.ceil(windows / 32))
-    run = train_through_ctrl_c(sample_config(tmp_path, "model.hidden=8", "train.epochs=2"))
-    assert run.interrupted and [r["epoch"] for r in run.history] == [1]
+    config = sample_config(tmp_path, "model.hidden=8", f"train.epochs={epochs}")
+    run = train_through_ctrl_c(config)
+    assert run.interrupted == (epochs > 1) and [r["epoch"] for r in run.history] == [1]
     assert run.best_epoch == 1
     assert_same_arrays(saved_weights(tmp_path), after_step)
     progress = checkpoint_meta(tmp_path)["progress"]
     assert (progress["epoch"], progress["cursor"]) == (2, 0)
-    assert "epoch 1/2 |" in (tmp_path / "train.log").read_text()
+    log = (tmp_path / "train.log").read_text()
+    assert f"epoch 1/{epochs} |" in log
+    assert ("--resume goes on from here" in log) == (epochs > 1)
 
 
 def test_second_ctrl_c_aborts_and_saves_nothing_more(tmp_path, monkeypatch):
@@ -207,6 +213,38 @@ def test_training_that_diverges_is_one_error_and_saves_no_model(tmp_path):
     with np.errstate(all="ignore"), pytest.raises(ModelError, match=message + "try a lower"):
         train(config, log=lambda line: None)
     assert not (tmp_path / "weights.npz").exists()
+
+
+DIVERGING = {
+    # The step that ends a one-batch epoch overflows, after the only loss computed.
+    "in the epoch's last step": ("train.batch_size=100000", "train.lr=1e39"),
+    "between checkpoints": ("train.optimizer=sgd", "train.lr=1e30", "train.checkpoint_batches=1"),
+}
+
+
+@pytest.mark.parametrize("overrides", DIVERGING.values(), ids=DIVERGING.keys())
+def test_training_that_diverges_saves_no_non_finite_weights(tmp_path, overrides):
+    config = sample_config(tmp_path, "model.hidden=8", "train.epochs=1", *overrides)
+    message = rf"^{re.escape(str(tmp_path))}: training diverged in epoch 1 \(.+\); try a lower"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the run stops with its one line, no numpy warnings
+        with pytest.raises(ModelError, match=message):
+            train(config, log=lambda line: None)
+    assert not (tmp_path / "weights.npz").exists()
+    with np.load(tmp_path / CHECKPOINT, allow_pickle=False) as stored:
+        for name in stored.files:
+            if name.startswith("param/"):
+                assert np.isfinite(stored[name]).all(), name
+
+
+def test_patience_that_runs_out_in_the_last_epoch_stops_nothing(tmp_path):
+    config = sample_config(
+        tmp_path, "model.hidden=8", "train.epochs=2", "train.patience=1", "train.lr=1e-9"
+    )
+    lines = []
+    run = train(config, log=lines.append)
+    assert [r["epoch"] for r in run.history] == [1, 2] and run.best_epoch == 1
+    assert not [line for line in lines if line.startswith("no better dev F1")]
 
 
 def test_early_stopping_respects_patience(tmp_path):
