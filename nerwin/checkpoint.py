@@ -34,12 +34,11 @@ import numpy as np
 from nerwin.config import Config, config_from_dict
 from nerwin.data.vectors import PACKAGED
 from nerwin.errors import ConfigError, ModelError, OutputError
-from nerwin.model import atomic_write
+from nerwin.model import META_FILE, WEIGHTS_FILE, atomic_write
 from nerwin.nn.optim import Optimizer
 
 CHECKPOINT = "checkpoint.npz"
 MANIFEST = "run.json"
-MODEL_FILES = ("weights.npz", "model.json")  # what WindowTagger.save writes
 FORMAT_VERSION = 1
 
 
@@ -344,12 +343,12 @@ def start_run(run_dir: Path, config: Config) -> None:
     longer pick up the earlier run beside this run's manifest.
     """
     try:
-        for name in (CHECKPOINT, *MODEL_FILES):
+        for name in (CHECKPOINT, WEIGHTS_FILE, META_FILE):
             (run_dir / name).unlink(missing_ok=True)
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         where = err.filename or run_dir
-        raise OutputError(f"{where}: cannot write ({err.strerror or err})") from None
+        raise OutputError.of(where, err) from None
     write_manifest(run_dir, config)
 
 

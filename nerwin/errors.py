@@ -1,5 +1,7 @@
 """Errors a user can cause; the CLI prints each as one line and exits 2."""
 
+from __future__ import annotations
+
 
 class NerwinError(Exception):
     """Base of every user-facing error. ``str(err)`` is the whole message."""
@@ -27,3 +29,8 @@ class ModelError(NerwinError):
 
 class OutputError(NerwinError):
     """A file nerwin writes (model, checkpoint, log, predictions) that cannot be written."""
+
+    @classmethod
+    def of(cls, path, err: OSError) -> OutputError:
+        """The error of failing to write ``path`` because of ``err``."""
+        return cls(f"{path}: cannot write ({err.strerror or err})")

@@ -39,6 +39,7 @@ from nerwin.nn.gradcheck import Check, check_arrays
 from nerwin.nn.graph import Graph, Node
 
 FORMAT_VERSION = 1
+WEIGHTS_FILE, META_FILE = "weights.npz", "model.json"  # what save writes into a model directory
 # Windows per pass of the graph outside training (dev evaluation, calibration). Its
 # forward keeps a few (B, H) arrays: in 2,048-window passes, evaluating CoNLL-2003's dev
 # set peaks at 17 MB more (tracemalloc) instead of 63 MB in passes of a whole
@@ -283,7 +284,7 @@ class WindowTagger:
 
         ModelError if it is missing, damaged, or holds an array unlike its parameter.
         """
-        path = Path(directory) / "weights.npz"
+        path = Path(directory) / WEIGHTS_FILE
         # Read each stored array straight into its parameter's memory: restoring the best
         # epoch of a 400k-word model then needs no second copy of its table.
         try:
@@ -301,7 +302,7 @@ class WindowTagger:
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise OutputError(f"{directory}: cannot write ({err.strerror or err})") from None
+            raise OutputError.of(directory, err) from None
         meta = {
             "format_version": FORMAT_VERSION,
             "nerwin_version": __version__,
@@ -313,9 +314,9 @@ class WindowTagger:
             "vocabs": {name: vocab.itos for name, vocab in self.vocabs.items()},
             "metrics": metrics or {},
         }
-        atomic_write(directory / "weights.npz", lambda f: np.savez(f, **self.params))
+        atomic_write(directory / WEIGHTS_FILE, lambda f: np.savez(f, **self.params))
         text = json.dumps(meta, ensure_ascii=False, indent=1)
-        atomic_write(directory / "model.json", lambda f: f.write(text.encode("utf-8")))
+        atomic_write(directory / META_FILE, lambda f: f.write(text.encode("utf-8")))
 
     @classmethod
     def load(cls, directory: str | Path) -> WindowTagger:
@@ -324,7 +325,7 @@ class WindowTagger:
         ModelError if it is missing, damaged or of another version.
         """
         directory = Path(directory)
-        meta_path, weights_path = directory / "model.json", directory / "weights.npz"
+        meta_path, weights_path = directory / META_FILE, directory / WEIGHTS_FILE
         if not meta_path.is_file() or not weights_path.is_file():
             raise ModelError(f"{directory}: no model here (train one with `nerwin train`)")
         meta = _read_meta(meta_path)
@@ -567,7 +568,7 @@ def atomic_write(path: Path, write) -> None:
     try:
         _write_and_rename(path, write)
     except OSError as err:
-        raise OutputError(f"{path}: cannot write ({err.strerror or err})") from None
+        raise OutputError.of(path, err) from None
 
 
 def _write_and_rename(path: Path, write) -> None:

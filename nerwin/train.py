@@ -138,7 +138,7 @@ class _LogFile:
         try:
             self.file = open(path, mode, encoding="utf-8")  # noqa: SIM115
         except OSError as err:
-            raise _cannot_write(path, err) from None
+            raise OutputError.of(path, err) from None
 
     def write_line(self, text: str) -> None:
         try:
@@ -146,7 +146,7 @@ class _LogFile:
             self.file.flush()
         except OSError as err:
             self.failed = True
-            raise _cannot_write(self.path, err) from None
+            raise OutputError.of(self.path, err) from None
 
     def __enter__(self) -> _LogFile:
         return self
@@ -156,11 +156,7 @@ class _LogFile:
             self.file.close()
         except OSError as err:
             if not self.failed:  # after a failed write, close flushes its text and fails again
-                raise _cannot_write(self.path, err) from None
-
-
-def _cannot_write(path: Path, err: OSError) -> OutputError:
-    return OutputError(f"{path}: cannot write ({err.strerror or err})")
+                raise OutputError.of(self.path, err) from None
 
 
 @dataclass
@@ -475,7 +471,7 @@ class _Loop:
         self._score(log, loss, windows_left / (time.perf_counter() - started))
         progress.epoch += 1
         progress.cursor, progress.loss_sum, progress.batches, progress.order = 0, 0.0, 0, None
-        self.checkpoint()
+        self._save_checkpoint()  # the weights were checked just above
 
     def checkpoint(self) -> None:
         """Save all that a resume needs, the training time so far included.
@@ -483,6 +479,9 @@ class _Loop:
         ModelError, and nothing saved, if training has diverged.
         """
         self._check_finite()
+        self._save_checkpoint()
+
+    def _save_checkpoint(self) -> None:
         self._count_time()
         config = self.model.config
         save_checkpoint(

@@ -164,8 +164,9 @@ _SPLIT_ABOVE = 1 << 18  # elements: below this, a thread hand-off costs more tha
 def in_halves(work: Callable[[slice], object], rows: int) -> None:
     """``work(part)`` for the two halves of ``range(rows)``, the second on another core.
 
-    numpy's ufuncs, ``take`` and reductions release the GIL, so two threads
-    each doing half the rows finish in about half the time.
+    numpy's ufuncs, ``take`` and reductions release the GIL, so the halves
+    can run at once; each call takes the GIL back, so the gain shrinks as
+    the calls get shorter.
     """
     middle = rows // 2
     other = _HALVES.submit(work, slice(0, middle))
