@@ -20,6 +20,7 @@ F features, D the sum of their embedding sizes, U distinct tokens.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -27,11 +28,11 @@ import numpy as np
 
 from nerwin.data.features import window_ids
 from nerwin.data.vocab import Vocab
-from nerwin.nn.gates import in_halves
+from nerwin.nn.cores import in_halves, one_blas_thread
 
 CAPACITY = 8192  # rows of the table: 49 MB at the GloVe config's 5 x 300 floats a row
 RESERVED_ROWS = 3  # rows 0-2 at the ids of <unk>, <s>, </s>: window_ids pads with 1 and 2
-BLOCK = 128  # windows summed per step: their gathered rows stay in the core's cache
+BLOCK = 256  # windows a step: their gathered rows and f(z) stay in the core's cache
 
 
 def keyable(tables: list[np.ndarray]) -> bool:
@@ -103,13 +104,22 @@ class Projections:
         if len(new) > len(self.free):
             self._evict(distinct_rows[known], len(new))
         fresh, self.free = self.free[: len(new)], self.free[len(new) :]
-        self.rows[fresh] = self.project(ids[first[new]])
+        self._project_into(fresh, ids[first[new]])
         distinct_rows[new] = fresh
         self.uses[distinct_rows] += np.bincount(inverse, minlength=len(distinct))
         keys, rows = np.r_[self.keys, distinct[new]], np.r_[self.key_rows, fresh]
         order = np.argsort(keys, kind="stable")
         self.keys, self.key_rows = keys[order], rows[order]
         return distinct_rows[inverse]
+
+    def _project_into(self, rows: np.ndarray, ids: np.ndarray) -> None:
+        """self.rows[rows] = self.project(ids), half of the tokens on each core."""
+
+        def project_part(part: slice) -> None:
+            self.rows[rows[part]] = self.project(ids[part])
+
+        with one_blas_thread():
+            in_halves(project_part, len(rows))
 
     def _evict(self, needed_rows: np.ndarray, room: int) -> None:
         """Free the least used half of the rows not in ``needed_rows``, at least ``room`` rows.
@@ -138,8 +148,9 @@ class Projections:
         ids: shape (T, F), the tokens of the sentences one after another;
         lengths: shape (S,) tokens per sentence; activation: f, applied in
         place; head_W: shape (H, C'), head_b: shape (C',). Blocks of windows
-        go from gathered rows to f(z) while they sit in the core's cache,
-        half of them on each of two cores. None when the batch has more
+        go from gathered rows through f(z) to the heads' scores while they
+        sit in the core's cache, half of them on each of two cores, with
+        OpenBLAS kept out of those cores' way. None when the batch has more
         distinct tokens than the memory holds.
         """
         rows = self.token_rows(ids)
@@ -148,19 +159,30 @@ class Projections:
         # Windows of row numbers: window_ids pads with the ids of <s> and </s>, their rows.
         windows = window_ids(rows, lengths, self.k)  # (T, K)
         by_position = (windows * self.width + np.arange(self.width)).T.copy()  # (K, T)
-        by_row = self.rows.reshape(-1, self.hidden)  # (R K, H): row r's position j at r K + j
-        h = np.empty((len(rows), self.hidden), dtype=self.rows.dtype)  # (T, H)
-
-        def run(part: slice) -> None:
-            for start in range(part.start, part.stop, BLOCK):
-                stop = min(start + BLOCK, part.stop)
-                # Position-major, (K, n, H): each position's rows contiguous, so the sum
-                # runs over whole rows (a sum over the middle axis of (n, K, H) is twice slower).
-                gathered = np.take(by_row, by_position[:, start:stop], axis=0)
-                activation(np.sum(gathered, axis=0, out=h[start:stop]))  # (n, H)
-
-        in_halves(run, len(rows))
-        # One product for the heads, where BLAS can use both cores itself.
-        scores = h @ head_W  # (T, C')
+        scores = np.empty((len(rows), head_W.shape[1]), dtype=self.rows.dtype)  # (T, C')
+        score_part = functools.partial(self._score_blocks, by_position, activation, head_W, scores)
+        with one_blas_thread():
+            in_halves(score_part, len(rows))
         scores += head_b
         return scores
+
+    def _score_blocks(
+        self,
+        by_position: np.ndarray,
+        activation: Callable[[np.ndarray], np.ndarray],
+        head_W: np.ndarray,
+        scores: np.ndarray,
+        part: slice,
+    ) -> None:
+        """scores[part] = f(z) @ head_W for the windows by_position[:, part], BLOCK at a time."""
+        by_row = self.rows.reshape(-1, self.hidden)  # (R K, H): row r's position j at r K + j
+        gathered = np.empty((self.width, BLOCK, self.hidden), dtype=self.rows.dtype)  # (K, n, H)
+        hidden = np.empty((BLOCK, self.hidden), dtype=self.rows.dtype)  # (n, H)
+        for start in range(part.start, part.stop, BLOCK):
+            stop = min(start + BLOCK, part.stop)
+            n = stop - start
+            # Position-major, so the sum runs over whole rows; mode="clip" lets take write
+            # into `gathered` without a buffer (every row number is valid).
+            np.take(by_row, by_position[:, start:stop], axis=0, out=gathered[:, :n], mode="clip")
+            h = activation(np.sum(gathered[:, :n], axis=0, out=hidden[:n]))
+            np.matmul(h, head_W, out=scores[start:stop])

@@ -24,11 +24,11 @@ formulas read grad_W = delta.T @ X and dX = delta @ W.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+
+from nerwin.nn.cores import in_halves
 
 
 @dataclass
@@ -157,21 +157,7 @@ class Tanh(Gate):
         return (dout * (1.0 - self.h * self.h),)
 
 
-_HALVES = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nerwin-half")
 _SPLIT_ABOVE = 1 << 18  # elements: below this, a thread hand-off costs more than it saves
-
-
-def in_halves(work: Callable[[slice], object], rows: int) -> None:
-    """``work(part)`` for the two halves of ``range(rows)``, the second on another core.
-
-    numpy's ufuncs, ``take`` and reductions release the GIL, so the halves
-    can run at once; each call takes the GIL back, so the gain shrinks as
-    the calls get shorter.
-    """
-    middle = rows // 2
-    other = _HALVES.submit(work, slice(0, middle))
-    work(slice(middle, rows))
-    other.result()
 
 
 def _elementwise_in_halves(ufunc: np.ufunc, z: np.ndarray) -> np.ndarray:
