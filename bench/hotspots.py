@@ -6,7 +6,8 @@ Trains one pass over the first ``--windows`` training windows of
 configs/conll2003.yaml and tags eng.testb as `nerwin predict` does (512
 sentences a batch), printing the functions that take the most time in
 each; then times the forward pass through the graph against the frozen
-model's per-token tables, the element-wise kernels that pass spends its
+model's per-token tables, and those tables with OpenBLAS's own threads
+left on (nerwin/nn/cores.py), the element-wise kernels that pass spends its
 time on, and Viterbi sentence by sentence against the batched decoder, on
 the same batches. Falls back to the sample data without
 CoNLL-2003.
@@ -15,15 +16,19 @@ CoNLL-2003.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
+import functools
 import pstats
 import statistics
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
+from nerwin import inference
 from nerwin.checkpoint import Progress
 from nerwin.config import load_config
 from nerwin.data.features import Windows
@@ -107,14 +112,23 @@ def compare_forward(model, batches, rounds: int = 5) -> None:
         (model.encoder.ids([t for s in batch for t in s]), np.array([len(s) for s in batch]))
         for batch in batches
     ]
-    projections, times = model.projections, {"graph": [], "tables": []}
+    settings = {
+        "graph": contextlib.nullcontext,
+        "tables": contextlib.nullcontext,
+        # The same tables with OpenBLAS's workers free to spin on the cores nerwin's threads use.
+        "tables, OpenBLAS threads left on": functools.partial(
+            mock.patch.object, inference, "one_blas_thread", contextlib.nullcontext
+        ),
+    }
+    projections, times = model.projections, {path: [] for path in settings}
     results = {}
     for _ in range(rounds):
-        for path in times:
+        for path, setting in settings.items():
             model.projections = None if path == "graph" else model.freeze().projections
-            started = time.perf_counter()
-            results[path] = [model.token_probabilities(ids, lengths) for ids, lengths in encoded]
-            times[path].append(time.perf_counter() - started)
+            with setting():
+                started = time.perf_counter()
+                results[path] = [model.token_probabilities(*batch) for batch in encoded]
+                times[path].append(time.perf_counter() - started)
     preloaded = model.freeze().projections.keys
     model.projections = projections
     all_ids = np.concatenate([ids for ids, _ in encoded])
@@ -129,10 +143,12 @@ def compare_forward(model, batches, rounds: int = 5) -> None:
         for graph, tables in zip(results["graph"], results["tables"], strict=True)
         for a, b in zip(graph, tables, strict=True)
     )
+    medians = {path: statistics.median(seconds) for path, seconds in times.items()}
     print(
-        f"\nForward pass on the same batches, median of {rounds}: graph "
-        f"{statistics.median(times['graph']):.3f} s, per-token tables (frozen afresh each time) "
-        f"{statistics.median(times['tables']):.3f} s; largest probability difference {worst:.1e}, "
+        f"\nForward pass on the same batches, median of {rounds}: graph {medians['graph']:.3f} s, "
+        f"per-token tables (frozen afresh each time) {medians['tables']:.3f} s, the same tables "
+        f"with OpenBLAS's threads left on {medians['tables, OpenBLAS threads left on']:.3f} s; "
+        f"largest probability difference {worst:.1e}, "
         f"same tags: {same_tags}; "
         f"{len(new)} distinct tokens of {len(all_ids)} to project beyond the "
         f"{len(preloaded)} preloaded from training"
