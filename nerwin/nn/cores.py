@@ -66,7 +66,9 @@ def openblas_threads() -> tuple[Callable[[int], None], Callable[[], int]] | None
 def one_blas_thread() -> Iterator[None]:
     """OpenBLAS runs its products in the calling thread until the block ends.
 
-    A no-op where no OpenBLAS is found (another BLAS, another system).
+    The count is the process's: a product another thread starts meanwhile
+    also runs in its own thread. A no-op where no OpenBLAS is found
+    (another BLAS, another system).
     """
     threads = openblas_threads()
     if threads is None:

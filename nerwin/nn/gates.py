@@ -28,8 +28,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nerwin.nn.cores import in_halves
-
 
 @dataclass
 class RowGrad:
@@ -135,7 +133,7 @@ class Tanh(Gate):
 
     def forward(self, z: np.ndarray) -> np.ndarray:
         """z: shape (B, H) -> h: shape (B, H)."""
-        self.h = _elementwise_in_halves(np.tanh, z)
+        self.h = np.tanh(z)
         return self.h
 
     @staticmethod
@@ -155,22 +153,6 @@ class Tanh(Gate):
     def backward(self, dout: np.ndarray) -> tuple[np.ndarray]:
         """dout = dJ/dh -> delta = dJ/dh * f'(z), the diagonal Jacobian."""
         return (dout * (1.0 - self.h * self.h),)
-
-
-_SPLIT_ABOVE = 1 << 18  # elements: below this, a thread hand-off costs more than it saves
-
-
-def _elementwise_in_halves(ufunc: np.ufunc, z: np.ndarray) -> np.ndarray:
-    """``ufunc(z)``, on two cores for the big batches of prediction (the same numbers).
-
-    Training batches are far below the threshold and never leave the
-    calling thread.
-    """
-    if z.size < _SPLIT_ABOVE:
-        return ufunc(z)
-    out = np.empty_like(z)
-    in_halves(lambda part: ufunc(z[part], out=out[part]), len(z))
-    return out
 
 
 class ReLU(Gate):
