@@ -32,7 +32,7 @@ from nerwin.nn.cores import in_halves, one_blas_thread
 
 CAPACITY = 8192  # rows of the table: 49 MB at the GloVe config's 5 x 300 floats a row
 RESERVED_ROWS = 3  # rows 0-2 at the ids of <unk>, <s>, </s>: window_ids pads with 1 and 2
-BLOCK = 256  # windows a step: their gathered rows and f(z) stay in the core's cache
+BLOCK = 256  # windows a step: few numpy calls a window, and f(z) still in cache for the heads
 
 
 def keyable(tables: list[np.ndarray]) -> bool:
@@ -113,7 +113,10 @@ class Projections:
         return distinct_rows[inverse]
 
     def _project_into(self, rows: np.ndarray, ids: np.ndarray) -> None:
-        """self.rows[rows] = self.project(ids), half of the tokens on each core."""
+        """self.rows[rows] = self.project(ids), half of the tokens on each core.
+
+        rows: shape (U,), distinct free rows; ids: shape (U, F), their tokens.
+        """
 
         def project_part(part: slice) -> None:
             self.rows[rows[part]] = self.project(ids[part])
@@ -174,15 +177,20 @@ class Projections:
         scores: np.ndarray,
         part: slice,
     ) -> None:
-        """scores[part] = f(z) @ head_W for the windows by_position[:, part], BLOCK at a time."""
+        """scores[part] = f(z) @ head_W for the windows by_position[:, part], BLOCK at a time.
+
+        by_position: shape (K, T), each window's row numbers in ``self.rows``
+        viewed as (R K, H); head_W: shape (H, C'); scores: shape (T, C').
+        """
         by_row = self.rows.reshape(-1, self.hidden)  # (R K, H): row r's position j at r K + j
-        gathered = np.empty((self.width, BLOCK, self.hidden), dtype=self.rows.dtype)  # (K, n, H)
+        room = np.empty(self.width * BLOCK * self.hidden, dtype=self.rows.dtype)
         hidden = np.empty((BLOCK, self.hidden), dtype=self.rows.dtype)  # (n, H)
         for start in range(part.start, part.stop, BLOCK):
             stop = min(start + BLOCK, part.stop)
             n = stop - start
-            # Position-major, so the sum runs over whole rows; mode="clip" lets take write
-            # into `gathered` without a buffer (every row number is valid).
-            np.take(by_row, by_position[:, start:stop], axis=0, out=gathered[:, :n], mode="clip")
-            h = activation(np.sum(gathered[:, :n], axis=0, out=hidden[:n]))
+            # Position-major, so the sum runs over whole rows. take writes straight into a
+            # contiguous `out` with mode="clip" (every row number is valid), else via a copy.
+            gathered = room[: self.width * n * self.hidden].reshape(self.width, n, self.hidden)
+            np.take(by_row, by_position[:, start:stop], axis=0, out=gathered, mode="clip")
+            h = activation(np.sum(gathered, axis=0, out=hidden[:n]))
             np.matmul(h, head_W, out=scores[start:stop])
