@@ -367,7 +367,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--own", action="append", default=None, metavar="KEY=VALUE",
                         help="nerwin's own settings for the time to the target F1"
-                        " (default: train.batch_size=512, train.lr=0.003)")  # fmt: skip
+                        " (default: train.batch_size=512, train.lr=0.004)")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=5, help="prediction rounds per repeat")
     parser.add_argument("--child", choices=["nerwin", "torch", "predict"], help=argparse.SUPPRESS)
     parser.add_argument("--save", help=argparse.SUPPRESS)
@@ -378,7 +378,7 @@ def main() -> None:
         "--set", dest="child_set", action="append", default=[], help=argparse.SUPPRESS
     )
     args = parser.parse_args()
-    args.own = args.own or ["train.batch_size=512", "train.lr=0.003"]
+    args.own = args.own or ["train.batch_size=512", "train.lr=0.004"]
     if args.child == "predict":
         print(json.dumps(run_prediction(args.model, args.config, args.data, args.rounds)))
         return
