@@ -16,12 +16,11 @@ from __future__ import annotations
 import argparse
 import resource
 import statistics
-import sys
 import time
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
+from report import CONLL2003, conll2003_or_sample
 
 import nerwin.model
 from nerwin.checkpoint import Progress
@@ -29,7 +28,6 @@ from nerwin.config import load_config
 from nerwin.predict import evaluate
 from nerwin.train import make_optimizer, prepare, train_epoch
 
-REPO = Path(__file__).resolve().parents[1]
 WHOLE = 1 << 30  # windows per pass: a whole batch at once
 
 
@@ -61,13 +59,10 @@ def seconds(model, dev, chunk: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "conll2003"))
+    parser.add_argument("--data", default=str(CONLL2003))
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    config_path, data = REPO / "configs" / "conll2003.yaml", args.data
-    if not (Path(data) / "eng.train").is_file():
-        print(f"eval_memory: no CoNLL-2003 in {data}; using the sample data", file=sys.stderr)
-        config_path, data = REPO / "configs" / "sample.yaml", str(REPO / "data" / "sample")
+    config_path, data = conll2003_or_sample("eval_memory", args.data)
     config = load_config(config_path, (f"data.dir={data}",))
     rng = np.random.default_rng(config.train.seed)
     model, corpus = prepare(config, rng)

@@ -21,12 +21,11 @@ import cProfile
 import functools
 import pstats
 import statistics
-import sys
 import time
-from pathlib import Path
 from unittest import mock
 
 import numpy as np
+from report import CONLL2003, conll2003_or_sample
 
 from nerwin import inference
 from nerwin.checkpoint import Progress
@@ -36,8 +35,6 @@ from nerwin.decode import decode_batch, viterbi_decode, viterbi_decode_batch
 from nerwin.nn.gates import Tanh
 from nerwin.predict import SENTENCES_PER_BATCH, tag_batch
 from nerwin.train import make_optimizer, prepare, read_split, train_epoch
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def profiled(title: str, work, top: int) -> None:
@@ -50,14 +47,11 @@ def profiled(title: str, work, top: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "conll2003"))
+    parser.add_argument("--data", default=str(CONLL2003))
     parser.add_argument("--windows", type=int, default=60_000)
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
-    config_path, data = REPO / "configs" / "conll2003.yaml", args.data
-    if not (Path(data) / "eng.train").is_file():
-        print(f"hotspots: no CoNLL-2003 in {data}; using the sample data", file=sys.stderr)
-        config_path, data = REPO / "configs" / "sample.yaml", str(REPO / "data" / "sample")
+    config_path, data = conll2003_or_sample("hotspots", args.data)
     config = load_config(config_path, (f"data.dir={data}", "output=/tmp/nerwin-profile"))
     rng = np.random.default_rng(config.train.seed)
     model, corpus = prepare(config, rng)
@@ -133,10 +127,10 @@ def compare_forward(model, batches, rounds: int = 5) -> None:
     model.projections = projections
     all_ids = np.concatenate([ids for ids, _ in encoded])
     new = np.setdiff1d(all_ids.astype(np.int64) @ projections.radix, preloaded)
+    bounds = [np.r_[0, np.cumsum(lengths)] for _, lengths in encoded]
     same_tags = all(
-        decode_batch(g[1], np.r_[0, np.cumsum(lengths)], model.labels)
-        == decode_batch(t[1], np.r_[0, np.cumsum(lengths)], model.labels)
-        for g, t, (_, lengths) in zip(results["graph"], results["tables"], encoded, strict=True)
+        decode_batch(g[1], b, model.labels) == decode_batch(t[1], b, model.labels)
+        for g, t, b in zip(results["graph"], results["tables"], bounds, strict=True)
     )
     worst = max(
         float(np.abs(a - b).max())

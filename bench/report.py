@@ -1,13 +1,26 @@
-"""What the benchmark scripts share: the machine's description and writing their results."""
+"""What the benchmark scripts share: their data, the machine's description, writing results."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import sys
 from pathlib import Path
 
 import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+CONLL2003 = REPO.parent / "shared" / "data" / "conll2003"  # the default --data
+
+
+def conll2003_or_sample(script: str, data: str) -> tuple[Path, str]:
+    """(config, data dir): configs/conll2003.yaml on ``data``, or, with a warning on
+    stderr when ``data`` holds no CoNLL-2003, configs/sample.yaml on the sample data."""
+    if (Path(data) / "eng.train").is_file():
+        return REPO / "configs" / "conll2003.yaml", data
+    print(f"{script}: no CoNLL-2003 in {data}; using the sample data", file=sys.stderr)
+    return REPO / "configs" / "sample.yaml", str(REPO / "data" / "sample")
 
 
 def machine() -> str:

@@ -96,19 +96,19 @@ def read_run(run_dir: Path) -> tuple[Config, Sources]:
     ModelError if the checkpoint's config is damaged or not the one in
     ``run.json``, or a data or vectors file no longer has the SHA-256 recorded there.
     """
-    path = Path(run_dir) / CHECKPOINT
-    stored = _read(run_dir)[0].get("config")
+    path, manifest_path = Path(run_dir) / CHECKPOINT, Path(run_dir) / MANIFEST
+    stored = _read(run_dir, arrays=False)[0].get("config")
     if not isinstance(stored, dict):
         raise ModelError(f"{path}: damaged checkpoint (no config)")
     try:
         config = config_from_dict(stored)
     except ConfigError as err:
         raise ModelError(f"{path}: damaged checkpoint (config: {err})") from None
-    manifest = _read_manifest(Path(run_dir))
-    _check_config(path, config, manifest)
-    data_dir = _recorded_data_dir(path.parent / MANIFEST, manifest, config)
+    manifest = _read_manifest(manifest_path)
+    _check_config(path, manifest_path, config, manifest)
+    data_dir = _recorded_data_dir(manifest_path, manifest, config)
     _check_data(path, manifest, _data_files(config, data_dir))
-    return config, Sources(data_dir, _recorded_vectors(path, manifest, config))
+    return config, Sources(data_dir, _recorded_vectors(path, manifest_path, manifest, config))
 
 
 def restore_checkpoint(
@@ -185,14 +185,13 @@ def _valid_field(value, default) -> bool:
     return math.isfinite(value)
 
 
-def _check_config(path: Path, config: Config, manifest: dict) -> None:
+def _check_config(path: Path, manifest_path: Path, config: Config, manifest: dict) -> None:
     """ModelError unless the checkpoint's ``config`` is the one ``run.json`` recorded.
 
     Both are compared as read with today's defaults: a key a later version
     adds is then on both sides, so an older run is not turned away, neither
     now nor after a checkpoint written by this version holds the key.
     """
-    manifest_path = path.parent / MANIFEST
     recorded = manifest.get("config")
     if not isinstance(recorded, dict):
         raise ModelError(f"{manifest_path}: unreadable run manifest (no config)")
@@ -204,7 +203,7 @@ def _check_config(path: Path, config: Config, manifest: dict) -> None:
     differing = [key for key in _differences(config.to_dict(), recorded) if key != "output"]
     if differing:
         raise ModelError(
-            f"{path}: belongs to another run than {path.parent / MANIFEST} "
+            f"{path}: belongs to another run than {manifest_path} "
             f"(config differs in {', '.join(differing)})"
         )
 
@@ -235,31 +234,33 @@ def _check_data(path: Path, manifest: dict, data_files: list[Path]) -> None:
     recorded = manifest.get("data")
     recorded = recorded if isinstance(recorded, dict) else {}
     for file in data_files:
-        if not file.is_file():
-            if file.is_absolute():
-                raise ModelError(f"{path}: data file {file} is gone since the run started")
+        if not file.is_file() and not file.is_absolute():
             # Only a manifest written before data_dir was recorded holds a relative path.
             raise ModelError(
                 f"{path}: data file {file} not found from {Path.cwd()} (run.json has it "
                 "relative to the directory the run was started in)"
             )
-        if recorded.get(str(file)) != sha256(file):
-            raise ModelError(f"{path}: data file {file} changed since the run started")
+        _check_unchanged(path, "data", file, recorded.get(str(file)))
 
 
-def _recorded_vectors(path: Path, manifest: dict, config: Config) -> str:
+def _check_unchanged(path: Path, kind: str, file: Path, recorded_sha256: object) -> None:
+    """ModelError unless ``file`` is still there with the SHA-256 ``run.json`` recorded."""
+    if not file.is_file():
+        raise ModelError(f"{path}: {kind} file {file} is gone since the run started")
+    if recorded_sha256 != sha256(file):
+        raise ModelError(f"{path}: {kind} file {file} changed since the run started")
+
+
+def _recorded_vectors(path: Path, manifest_path: Path, manifest: dict, config: Config) -> str:
     """``features.vectors`` to resume with: the file ``run.json`` records, checked against
     its SHA-256, or (a packaged name, none, or an older manifest) the config's as it is."""
     recorded = manifest.get("vectors")
     if recorded is None:
         return config.features.vectors
     if not isinstance(recorded, dict) or not isinstance(recorded.get("path"), str):
-        raise ModelError(f"{path.parent / MANIFEST}: unreadable run manifest (vectors)")
+        raise ModelError(f"{manifest_path}: unreadable run manifest (vectors)")
     file = Path(recorded["path"])
-    if not file.is_file():
-        raise ModelError(f"{path}: vectors file {file} is gone since the run started")
-    if recorded.get("sha256") != sha256(file):
-        raise ModelError(f"{path}: vectors file {file} changed since the run started")
+    _check_unchanged(path, "vectors", file, recorded.get("sha256"))
     return str(file)
 
 
@@ -298,8 +299,7 @@ def _check_order(path: Path, order: np.ndarray, windows: int) -> None:
         raise ModelError(f"{path}: array 'order' is not an order of the {windows} training windows")
 
 
-def _read_manifest(run_dir: Path) -> dict:
-    path = run_dir / MANIFEST
+def _read_manifest(path: Path) -> dict:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -311,21 +311,24 @@ def _read_manifest(run_dir: Path) -> dict:
     return manifest
 
 
-def _read(run_dir: Path) -> tuple[dict, dict[str, np.ndarray]]:
+def _read(run_dir: Path, arrays: bool = True) -> tuple[dict, dict[str, np.ndarray]]:
+    """The checkpoint's meta and its arrays; with ``arrays=False`` the meta alone (the
+    arrays, an optimizer's state of a 400k-word table among them, are then not read)."""
     path = Path(run_dir) / CHECKPOINT
     if not path.is_file():
         raise ModelError(f"{run_dir}: no {CHECKPOINT} to resume from")
     try:
-        with np.load(path, allow_pickle=False) as stored:
-            arrays = {name: stored[name] for name in stored.files}
-        meta = json.loads(str(arrays.pop("meta")))
+        with np.load(path, allow_pickle=False) as stored:  # reads a member when it is asked for
+            meta = json.loads(str(stored["meta"]))
+            names = [name for name in stored.files if name != "meta"] if arrays else []
+            read = {name: stored[name] for name in names}
     except (OSError, ValueError, KeyError) as err:
         raise ModelError(f"{path}: unreadable checkpoint ({err})") from None
     if not isinstance(meta, dict):
         raise ModelError(f"{path}: unreadable checkpoint (its meta is not a JSON object)")
     if meta.get("format_version") != FORMAT_VERSION:
         raise ModelError(f"{path}: checkpoint format {meta.get('format_version')!r} unknown")
-    return meta, arrays
+    return meta, read
 
 
 def sha256(path: Path) -> str:

@@ -118,17 +118,16 @@ def _read_yaml(path: Path) -> tuple[Any, dict[str, str]]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: cannot read config ({getattr(err, 'strerror', err)})") from None
-    where: dict[str, str] = {"": f"{path}: "}
-    seen: set[str] = set()
+    where: dict[str, str] = {}
 
     def walk(node, prefix: str) -> None:
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
                 dotted = f"{prefix}{key_node.value}"
-                where[dotted] = f"{path}:{key_node.start_mark.line + 1}: "
-                if dotted in seen:  # safe_load would silently keep the last one
-                    raise ConfigError(f"{where[dotted]}duplicate key '{dotted}'")
-                seen.add(dotted)
+                line = f"{path}:{key_node.start_mark.line + 1}: "
+                if dotted in where:  # safe_load would silently keep the last one
+                    raise ConfigError(f"{line}duplicate key '{dotted}'")
+                where[dotted] = line
                 walk(value_node, dotted + ".")
 
     try:
@@ -139,6 +138,7 @@ def _read_yaml(path: Path) -> tuple[Any, dict[str, str]]:
         location = f"{path}:{mark.line + 1}" if mark else str(path)
         problem = getattr(err, "problem", None) or err
         raise ConfigError(f"{location}: not valid YAML ({problem})") from None
+    where.setdefault("", f"{path}: ")  # the whole file, for what no one key says
     return values, where
 
 

@@ -288,9 +288,14 @@ class WindowTagger:
         # Read each stored array straight into its parameter's memory: restoring the best
         # epoch of a 400k-word model then needs no second copy of its table.
         try:
-            with zipfile.ZipFile(path) as archive:
-                for name, param in self.params.items():
-                    _read_member(archive, path, name, param)
+            with path.open("rb") as f:
+                # np.load and zipfile would take a bare .npy for a pickle or say only "not a
+                # zip file"; the magic number says what the file should be.
+                if f.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
+                    raise ModelError(f"{path}: not an .npz archive of weights")
+                with zipfile.ZipFile(f) as archive:
+                    for name, param in self.params.items():
+                        _read_member(archive, path, name, param)
         except FileNotFoundError:
             raise ModelError(f"{path}: missing") from None
         except (OSError, ValueError, zipfile.BadZipFile) as err:
@@ -329,10 +334,10 @@ class WindowTagger:
         if not meta_path.is_file() or not weights_path.is_file():
             raise ModelError(f"{directory}: no model here (train one with `nerwin train`)")
         meta = _read_meta(meta_path)
-        params = _read_weights(weights_path)
         shapes = param_shapes(meta.config, meta.vocabs, len(meta.labels))
-        _check_weights(params, shapes, weights_path)
+        params = {name: np.empty(shape, WEIGHT_DTYPE) for name, shape in shapes.items()}
         model = cls(meta.config, meta.vocabs, meta.labels, params)
+        model.load_weights(directory)
         model.metrics, model.temperature = meta.metrics, meta.temperature
         model.tokenizer, model.frequent_tokens = meta.tokenizer, meta.frequent_tokens
         return model.freeze()
@@ -343,7 +348,7 @@ def _read_member(archive: zipfile.ZipFile, path: Path, name: str, param: np.ndar
     try:
         member = archive.open(f"{name}.npy")
     except KeyError:
-        raise ModelError(f"{path}: '{name}' is missing") from None
+        _check_weight(path, name, None, (param.shape, param.dtype))
     with member:
         major, _ = np.lib.format.read_magic(member)
         read_header = getattr(np.lib.format, f"read_array_header_{major}_0")
@@ -391,20 +396,11 @@ def param_shapes(config: Config, vocabs: dict[str, Vocab], num_labels: int) -> d
     }
 
 
-def _check_weights(params: dict[str, np.ndarray], shapes: dict[str, tuple], path) -> None:
-    """ModelError unless ``params`` holds a finite float32 array of each of ``shapes``."""
-    for name, shape in shapes.items():
-        array = params.get(name)
-        found = None if array is None else (array.shape, array.dtype)
-        _check_weight(path, name, found, (shape, WEIGHT_DTYPE))
-        _check_finite(path, name, array)
-
-
 def _check_weight(path, name: str, found: tuple | None, expected: tuple) -> None:
     """ModelError unless the stored array ``name``'s (shape, dtype) ``found`` is ``expected``.
 
-    Both loaders' check of the shape and dtype: another dtype would change the
-    numbers, or fail inside numpy, and a text array would not compute at all.
+    Another dtype would change the numbers, or fail inside numpy, and a text
+    array would not compute at all.
     """
     if found != expected:
         shape, dtype = expected
@@ -420,24 +416,9 @@ def all_finite(array: np.ndarray) -> bool:
 
 
 def _check_finite(path, name: str, array: np.ndarray) -> None:
-    """Both loaders' check of the values: a NaN would tag every token O with P = nan."""
+    """ModelError if ``array`` holds a NaN (it would tag every token O with P = nan)."""
     if not all_finite(array):
         raise ModelError(f"{path}: '{name}' holds NaN or infinite values")
-
-
-def _read_weights(path: Path) -> dict[str, np.ndarray]:
-    """The arrays of a weights.npz, by name."""
-    try:
-        with path.open("rb") as f:
-            # np.load reads anything but a zip as a bare .npy or a pickle, and its
-            # error then advises unpickling the file.
-            if f.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
-                raise ModelError(f"{path}: not an .npz archive of weights")
-            f.seek(0)
-            with np.load(f, allow_pickle=False) as weights:
-                return {name: weights[name] for name in weights.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
-        raise ModelError(f"{path}: unreadable ({err})") from None
 
 
 class _Meta(NamedTuple):
@@ -509,6 +490,8 @@ def _stored_vocabs(stored: dict, config: Config) -> dict[str, Vocab]:
     for name in feature_dims(config):
         if name not in stored:
             raise ValueError(f"no vocabulary for the feature '{name}'")
+        if not _is_strings(stored[name]):
+            raise ValueError(f"vocabulary '{name}': a vocabulary must be a list of strings")
         try:
             vocabs[name] = Vocab(stored[name])
         except ValueError as err:

@@ -51,6 +51,7 @@ from nerwin.config import check_encoding
 from nerwin.data.conll import (
     BOM,
     SCHEMES,
+    Tag,
     TagError,
     column_problem,
     detect_scheme,
@@ -641,14 +642,14 @@ def _check_iob(scanned: _FileScan, parsed_sentences, scheme: str) -> None:
     i_begins = {kind: _Tally() for kind in _IOB_I_BEGINS}
     b_begins = {kind: _Tally() for kind in _IOB_B_BEGINS}
     for sentence, parsed in zip(scanned.sentences, parsed_sentences, strict=True):
-        previous: tuple[str, str | None] | None = ("start", None)  # (prefix, type); None: unknown
+        previous: Tag | tuple[str, None] | None = ("start", None)  # (prefix, type); None: unknown
         for index, split in enumerate(parsed):
             both_read = split is not None and previous is not None
             if both_read and split.prefix in "BI" and previous[1] != split.type:  # begins an entity
                 where = previous[0] if previous[0] in ("start", "O") else "other"
                 begins = i_begins if split.prefix == "I" else b_begins
                 begins[where].add(sentence.line + index)
-            previous = None if split is None else (split.prefix, split.type)
+            previous = split
     i_count = sum(tally.count for tally in i_begins.values())
     b_count = sum(tally.count for tally in b_begins.values())
     how = "as given" if scheme != "auto" else "detected"

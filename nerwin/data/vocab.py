@@ -16,9 +16,6 @@ class Vocab:
     """Strings to ids and back. Ids 0, 1, 2 are always ``<unk>``, ``<s>``, ``</s>``."""
 
     def __init__(self, itos: Sequence[str]):
-        # Checked in full because itos may come from a model.json a user edited.
-        if not isinstance(itos, list | tuple) or not all(isinstance(v, str) for v in itos):
-            raise ValueError("a vocabulary must be a list of strings")
         if tuple(itos[: len(RESERVED)]) != RESERVED:
             raise ValueError(f"a vocabulary must start with {RESERVED}")
         self.itos = list(itos)
