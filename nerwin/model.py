@@ -214,7 +214,8 @@ class WindowTagger:
         if not keyable(tables):  # vocabularies beyond any real model's: stay with the graph
             return self
         W, b = self.params["hidden.W"], self.params["hidden.b"]
-        self.projections = Projections(tables, W, b, self.config.features.window, capacity)
+        window, activation = self.config.features.window, self.config.model.activation
+        self.projections = Projections(tables, W, b, window, activation, capacity)
         preload = self.frequent_tokens[: self.projections.capacity // 2]
         self.projections.token_rows(self.encoder.ids(preload))
         return self
@@ -247,8 +248,7 @@ class WindowTagger:
             p = self.params
             head_W = np.c_[p["tag.V"].T, p["binary.u"]]  # (H, C + 1): both heads, one product
             head_b = np.r_[p["tag.e"], p["binary.c"]]  # (C + 1,)
-            activation = gates.ACTIVATIONS[self.config.model.activation].apply
-            scores = self.projections.scores(ids, lengths, activation, head_W, head_b)
+            scores = self.projections.scores(ids, lengths, head_W, head_b)
             if scores is not None:
                 return gates.sigmoid(scores[:, -1]), softmax(scores[:, :-1] / self.temperature)
         windows = windows_of(ids, list(self.encoder.vocabs), lengths, self.config.features.window)

@@ -1,5 +1,7 @@
 """The frozen model's per-token tables against the graph, the reference path."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -156,7 +158,45 @@ def test_frequent_tokens_survive_save_and_load(tmp_path):
     assert loaded.projections is not None
 
 
-@pytest.mark.parametrize("gate", [gates.Tanh, gates.ReLU, gates.HardTanh])
+def windows_near_the_bound(form, rng, count=20_000):
+    """a: shape (count, 5), every |a_j| <= M, most at +-M, and z = sum_j a_j mostly in [-12, 12]."""
+    bound = form.bound
+    a = rng.choice([-bound, bound], size=(count, 5)) * rng.uniform(0.9, 1.0, (count, 5))
+    a[:, 4] = np.clip(rng.uniform(-12, 12, count) - a[:, :4].sum(axis=1), -bound, bound)
+    return rng.permuted(a, axis=1)  # the large partial products come at any position
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tanh_as_a_product_is_tanh_up_to_the_bound(dtype):
+    form = inference.TanhProductForm(dtype, width=5)
+    a = windows_near_the_bound(form, np.random.default_rng(0)).astype(dtype)
+    rows, exact = form.encode(a.reshape(-1, 1).copy())  # one row per window position
+    assert exact.all()
+    with np.errstate(over="ignore", under="ignore"):
+        product = form.reduce.reduce(rows.reshape(-1, 5).T, axis=0)  # positions in order
+    h = 2 * form.finish(product) - 1
+    z = [math.fsum(window) for window in a.astype(np.float64)]  # float64's own sum: 1e-13 off
+    expected = np.tanh(z)
+    np.testing.assert_allclose(h, expected, atol=8 * np.finfo(dtype).eps, rtol=0)
+
+
+def test_tanh_as_a_product_flags_rows_beyond_the_bound():
+    form = inference.TanhProductForm(np.float32, width=5)
+    assert 15 < form.bound < 16  # (2 L - S) / (2 K) for float32, K = 5
+    a = np.array([[0.0, form.bound], [-1.0001 * form.bound, 1.0], [2.0, 1.0001 * form.bound]])
+    np.testing.assert_array_equal(form.encode(a.astype(np.float32))[1], [True, False, False])
+
+
+def test_rows_beyond_the_bound_go_through_the_graph():
+    model = make_model(dtype=np.float64)
+    model.params["hidden.W"] *= 2_000.0  # pre-activations far beyond any trained model's
+    (p_ent, p_tag), (fast_ent, fast_tag) = graph_and_frozen(model, TEXT)
+    assert not model.projections.exact[model.projections.key_rows].all()
+    np.testing.assert_allclose(fast_ent, p_ent, atol=1e-12)
+    np.testing.assert_allclose(fast_tag, p_tag, atol=1e-12)
+
+
+@pytest.mark.parametrize("gate", [gates.ReLU, gates.HardTanh])
 def test_activation_apply_is_forward_in_place(gate):
     z = np.linspace(-50, 50, 20001, dtype=np.float32)
     expected = gate().forward(z.copy())
