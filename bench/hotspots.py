@@ -7,10 +7,10 @@ configs/conll2003.yaml and tags eng.testb as `nerwin predict` does (512
 sentences a batch), printing the functions that take the most time in
 each; then times the forward pass through the graph against the frozen
 model's per-token tables, and those tables with OpenBLAS's own threads
-left on (nerwin/nn/cores.py), the element-wise kernels that pass spends its
-time on, and Viterbi sentence by sentence against the batched decoder, on
-the same batches. Falls back to the sample data without
-CoNLL-2003.
+left on (nerwin/nn/cores.py) or in blocks twice as long, the element-wise
+kernels that pass spends its time on, and Viterbi sentence by sentence
+against the batched decoder, on the same batches. Falls back to the sample
+data without CoNLL-2003.
 """
 
 from __future__ import annotations
@@ -112,6 +112,9 @@ def compare_forward(model, batches, rounds: int = 5) -> None:
         "tables, OpenBLAS threads left on": functools.partial(
             mock.patch.object, inference, "one_blas_thread", contextlib.nullcontext
         ),
+        "tables, blocks twice as long": functools.partial(
+            mock.patch.object, inference, "BLOCK", inference.BLOCK * 2
+        ),
     }
     projections, times = model.projections, {path: [] for path in settings}
     results = {}
@@ -140,7 +143,9 @@ def compare_forward(model, batches, rounds: int = 5) -> None:
     print(
         f"\nForward pass on the same batches, median of {rounds}: graph {medians['graph']:.3f} s, "
         f"per-token tables (frozen afresh each time) {medians['tables']:.3f} s, the same tables "
-        f"with OpenBLAS's threads left on {medians['tables, OpenBLAS threads left on']:.3f} s; "
+        f"with OpenBLAS's threads left on {medians['tables, OpenBLAS threads left on']:.3f} s, "
+        f"in blocks of {inference.BLOCK * 2} windows instead of {inference.BLOCK} "
+        f"{medians['tables, blocks twice as long']:.3f} s; "
         f"largest probability difference {worst:.1e}, "
         f"same tags: {same_tags}; "
         f"{len(new)} distinct tokens of {len(all_ids)} to project beyond the "
