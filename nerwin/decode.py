@@ -120,17 +120,18 @@ def viterbi_decode_batch(
     """
     _check_shape(p_tag, labels)
     lengths = np.diff(bounds)  # (S,)
-    log_p = np.log(np.clip(p_tag, PROB_FLOOR, None))  # (N, C)
-    best = np.argmax(log_p, axis=1)  # (N,)
+    best = np.argmax(p_tag, axis=1)  # (N,) that of log p too: the largest p is never floored
     start_allowed, trans_penalty = _constraints(tuple(labels))
     opens = np.zeros(len(best), dtype=bool)
     opens[bounds[:-1][lengths > 0]] = True
     after = np.roll(best, 1)  # the previous token's tag; unused where a sentence opens
     allowed = np.where(opens, start_allowed[best], trans_penalty[after, best] == 0.0)
-    broken = np.unique(np.searchsorted(bounds, np.flatnonzero(~allowed), side="right") - 1)
-    if len(broken):
-        rows = np.concatenate([np.arange(bounds[s], bounds[s + 1]) for s in broken])
-        best[rows] = _viterbi_rows(log_p[rows], np.r_[0, np.cumsum(lengths[broken])], labels)
+    broken = np.zeros(len(lengths), dtype=bool)  # (S,)
+    broken[np.searchsorted(bounds, np.flatnonzero(~allowed), side="right") - 1] = True
+    if broken.any():
+        rows = np.flatnonzero(np.repeat(broken, lengths))  # the broken sentences' tokens
+        log_p = np.log(np.clip(p_tag[rows], PROB_FLOOR, None))
+        best[rows] = _viterbi_rows(log_p, np.r_[0, np.cumsum(lengths[broken])], labels)
     tags = np.array(labels, dtype=object)[best].tolist()
     return [tags[a:b] for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
 

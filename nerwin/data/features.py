@@ -12,6 +12,7 @@ import re
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 
@@ -128,20 +129,32 @@ class TokenEncoder:
 
     def ids(self, tokens: Sequence[str]) -> np.ndarray:
         """tokens: T strings -> shape (T, F), one column per feature in ``vocabs`` order."""
-        distinct = dict.fromkeys(tokens)
-        new = [token for token in distinct if token not in self.rows]
-        if len(self.rows) + len(new) > self.capacity:
-            self.rows.clear()
-            new = list(distinct)
-        if len(new) > self.capacity:  # too many to remember: this batch on its own
-            rows, table = dict(zip(new, range(len(new)), strict=True)), self._feature_ids(new)
-        else:
-            start = len(self.rows)
-            self.table[start : start + len(new)] = self._feature_ids(new)
-            self.rows.update(zip(new, range(start, start + len(new)), strict=True))
-            rows, table = self.rows, self.table
-        index = np.fromiter(map(rows.__getitem__, tokens), dtype=np.int64, count=len(tokens))
-        return table[index]
+        index = _rows_of(self.rows, tokens)  # (T,) -1 for a string not seen yet
+        missing = np.flatnonzero(index < 0)
+        if len(missing):  # once a stream is under way, most batches have none
+            unseen = [tokens[i] for i in missing.tolist()]
+            new = list(dict.fromkeys(unseen))
+            if len(self.rows) + len(new) > self.capacity:
+                return self._ids_afresh(tokens)
+            self._remember(new)
+            index[missing] = _rows_of(self.rows, unseen)
+        return self.table[index]
+
+    def _ids_afresh(self, tokens: Sequence[str]) -> np.ndarray:
+        """``ids`` of a batch with no room beside what is remembered: the memory starts with it."""
+        self.rows.clear()
+        distinct = list(dict.fromkeys(tokens))
+        if len(distinct) > self.capacity:  # too many to remember: this batch on its own
+            rows = dict(zip(distinct, range(len(distinct)), strict=True))
+            return self._feature_ids(distinct)[_rows_of(rows, tokens)]
+        self._remember(distinct)
+        return self.table[_rows_of(self.rows, tokens)]
+
+    def _remember(self, strings: list[str]) -> None:
+        """Compute the ids of distinct new ``strings`` into the next free rows of the table."""
+        start = len(self.rows)
+        self.table[start : start + len(strings)] = self._feature_ids(strings)
+        self.rows.update(zip(strings, range(start, start + len(strings)), strict=True))
 
     def _feature_ids(self, strings: list[str]) -> np.ndarray:
         """strings: U distinct strings -> shape (U, F), every feature computed and looked up."""
@@ -153,6 +166,11 @@ class TokenEncoder:
         lengths = np.array([len(tokens) for tokens in sentences], dtype=np.int64)
         ids = self.ids([token for sentence in sentences for token in sentence])  # (T, F)
         return windows_of(ids, list(self.vocabs), lengths, k)
+
+
+def _rows_of(rows: dict[str, int], tokens: Sequence[str]) -> np.ndarray:
+    """The row of each token in ``rows``, -1 where it has none: shape (T,)."""
+    return np.fromiter(map(rows.get, tokens, repeat(-1)), dtype=np.int64, count=len(tokens))
 
 
 def windows_of(ids: np.ndarray, names: list[str], lengths: np.ndarray, k: int) -> Windows:
