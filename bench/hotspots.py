@@ -32,6 +32,7 @@ from nerwin.checkpoint import Progress
 from nerwin.config import load_config
 from nerwin.data.features import Windows
 from nerwin.decode import decode_batch, viterbi_decode, viterbi_decode_batch
+from nerwin.model import WindowTagger
 from nerwin.predict import SENTENCES_PER_BATCH, tag_batch
 from nerwin.train import make_optimizer, prepare, read_split, train_epoch
 
@@ -129,16 +130,28 @@ def compare_forward(model, batches, rounds: int = 5) -> None:
     model.projections = projections
     all_ids = np.concatenate([ids for ids, _ in encoded])
     new = np.setdiff1d(all_ids.astype(np.int64) @ projections.radix, preloaded)
+    read = np.r_[np.arange(inference.RESERVED_ROWS), projections.key_rows]
+    beyond = int(
+        np.count_nonzero(~projections.within_bound[read])
+    )  # each sends a batch to the graph
     bounds = [np.r_[0, np.cumsum(lengths)] for _, lengths in encoded]
     same_tags = all(
         decode_batch(g[1], b, model.labels) == decode_batch(t[1], b, model.labels)
         for g, t, b in zip(results["graph"], results["tables"], bounds, strict=True)
     )
-    worst = max(
-        float(np.abs(a - b).max())
-        for graph, tables in zip(results["graph"], results["tables"], strict=True)
-        for a, b in zip(graph, tables, strict=True)
+    exact = WindowTagger(
+        model.config,
+        model.vocabs,
+        model.labels,
+        {n: p.astype(np.float64) for n, p in model.params.items()},
     )
+    exact.temperature = model.temperature
+    reference = [exact.token_probabilities(*batch) for batch in encoded]  # the graph in float64
+    differences = {
+        "tables": largest_difference(results["graph"], results["tables"]),
+        "graph from float64": largest_difference(results["graph"], reference),
+        "tables from float64": largest_difference(results["tables"], reference),
+    }
     medians = {path: statistics.median(seconds) for path, seconds in times.items()}
     print(
         f"\nForward pass on the same batches, median of {rounds}: graph {medians['graph']:.3f} s, "
@@ -146,10 +159,21 @@ def compare_forward(model, batches, rounds: int = 5) -> None:
         f"with OpenBLAS's threads left on {medians['tables, OpenBLAS threads left on']:.3f} s, "
         f"in blocks of {inference.BLOCK * 2} windows instead of {inference.BLOCK} "
         f"{medians['tables, blocks twice as long']:.3f} s; "
-        f"largest probability difference {worst:.1e}, "
+        f"largest probability difference {differences['tables']:.1e} (from the graph in float64: "
+        f"the graph's {differences['graph from float64']:.1e}, "
+        f"the tables' {differences['tables from float64']:.1e}), "
         f"same tags: {same_tags}; "
         f"{len(new)} distinct tokens of {len(all_ids)} to project beyond the "
-        f"{len(preloaded)} preloaded from training"
+        f"{len(preloaded)} preloaded from training, {beyond} rows beyond the tanh product's bound"
+    )
+
+
+def largest_difference(results, others) -> float:
+    """The largest difference between two lists of batches' (p_ent, p_tag)."""
+    return max(
+        float(np.abs(a - b).max())
+        for batch, other in zip(results, others, strict=True)
+        for a, b in zip(batch, other, strict=True)
     )
 
 

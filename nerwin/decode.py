@@ -120,7 +120,8 @@ def viterbi_decode_batch(
     """
     _check_shape(p_tag, labels)
     lengths = np.diff(bounds)  # (S,)
-    best = np.argmax(p_tag, axis=1)  # (N,) that of log p too: the largest p is never floored
+    log_p = np.log(np.clip(p_tag, PROB_FLOOR, None))  # (N, C)
+    best = np.argmax(log_p, axis=1)  # (N,) not of p: float32 p one ulp apart can share a log
     start_allowed, trans_penalty = _constraints(tuple(labels))
     opens = np.zeros(len(best), dtype=bool)
     opens[bounds[:-1][lengths > 0]] = True
@@ -130,8 +131,7 @@ def viterbi_decode_batch(
     broken[np.searchsorted(bounds, np.flatnonzero(~allowed), side="right") - 1] = True
     if broken.any():
         rows = np.flatnonzero(np.repeat(broken, lengths))  # the broken sentences' tokens
-        log_p = np.log(np.clip(p_tag[rows], PROB_FLOOR, None))
-        best[rows] = _viterbi_rows(log_p, np.r_[0, np.cumsum(lengths[broken])], labels)
+        best[rows] = _viterbi_rows(log_p[rows], np.r_[0, np.cumsum(lengths[broken])], labels)
     tags = np.array(labels, dtype=object)[best].tolist()
     return [tags[a:b] for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
 

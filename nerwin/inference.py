@@ -10,9 +10,9 @@ A token's contribution at every position it can take, [W_0 x_t, ...,
 W_{K-1} x_t] (shape (K H,)), depends on the token alone, not on its
 neighbours. ``Projections`` computes it once per distinct token (its ids of
 every feature) and remembers it, so each window costs K row gathers and a
-sum instead of a product with a (K D)-wide vector. Text repeats its tokens:
-a batch of 512 CoNLL sentences has three tokens for each distinct one, and
-most of those were seen in earlier batches.
+sum (with tanh, a product) instead of a product with a (K D)-wide vector.
+Text repeats its tokens: a batch of 512 CoNLL sentences has three tokens
+for each distinct one, and most of those were seen in earlier batches.
 
 With tanh, the rows go one step further and hold e^(-2 a_j) instead of
 each a_j = W_j x_t (b included at the centre), since
@@ -20,17 +20,19 @@ each a_j = W_j x_t (b included at the centre), since
     tanh(z) = 2 s - 1,   s = 1 / (1 + e^(-2z)),   e^(-2z) = prod_j e^(-2 a_j)
 
 so a window's gathered rows multiply into e^(-2z) with no exp left to take,
-and 2 s - 1 folds into the heads: (2 s - 1) V + c = s (2 V) + (c - 1 V).
+and 2 s - 1 folds into the heads: (2 s - 1) V + c = s (2 V) + c - (V's
+column sums).
 numpy's float32 exp and tanh cost ten times an add on AVX2 machines, so
 this takes a window's hidden layer from an exp and four passes to two.
 
-The product stays exact while every partial product over positions stays
-within the float's range, e^(+-L) with L = -ln(tiny), or tanh is saturated
-anyway (|2z| > S = ln(4 / eps), past which tanh(z) rounds to +-1). A partial
-product over k of the K positions leaves the range only if 2 k M > L, and
-the rest bring it back below S only if 2 (K - k) M > L - S, where M bounds
-every |a_j|; both at once need M > (2 L - S) / (2 K): 15.7 for float32 and
-a window of 5. A batch reading a row beyond that goes through the graph.
+The product keeps float rounding's accuracy while every partial product over
+positions stays within the float's range, e^(+-L) with L = -ln(tiny), or
+tanh is saturated anyway (|2z| > S = ln(8 / eps), past which tanh(z) rounds
+to +-1). A partial product over k of the K positions leaves the range only
+if 2 k M > L, and the rest bring it back below S only if 2 (K - k) M > L - S,
+where M bounds every |a_j|; both at once need M > (2 L - S) / (2 K): 15.7
+for float32 and a window of 5. A batch reading a row beyond that, padding included, goes
+through the graph.
 
 Dimension letters as in nn/gates.py, plus T tokens of a batch, S sentences,
 F features, D the sum of their embedding sizes, U distinct tokens.
@@ -69,7 +71,7 @@ class SumForm:
 
     @staticmethod
     def encode(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """a: shape (U, K H) -> (the rows to keep, shape (U, K H); all exact, shape (U,))."""
+        """a: shape (U, K H) -> (the rows to keep, shape (U, K H); all within bound: (U,))."""
         return a, np.ones(len(a), dtype=bool)
 
     @staticmethod
@@ -85,14 +87,14 @@ class TanhProductForm:
 
     def __init__(self, dtype: np.dtype, width: int):
         info = np.finfo(dtype)
-        in_range, saturated = -np.log(info.tiny), np.log(4 / info.eps)  # L and S
+        in_range, saturated = -np.log(info.tiny), np.log(8 / info.eps)  # L and S
         self.bound = (2 * in_range - saturated) / (2 * width)  # M, see the module's docstring
 
     def encode(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """a: shape (U, K H), overwritten -> (e^(-2a), whether each row's |a| <= M: (U,))."""
-        exact = (a.max(axis=1) <= self.bound) & (a.min(axis=1) >= -self.bound)
-        with np.errstate(over="ignore"):  # only rows beyond M overflow, and they are not read
-            return np.exp(np.multiply(a, -2.0, out=a), out=a), exact
+        within = (a.max(axis=1) <= self.bound) & (a.min(axis=1) >= -self.bound)
+        with np.errstate(over="ignore"):  # rows beyond M, or alone in a saturated window
+            return np.exp(np.multiply(a, -2.0, out=a), out=a), within
 
     @staticmethod
     def finish(p: np.ndarray) -> np.ndarray:
@@ -102,7 +104,7 @@ class TanhProductForm:
 
     @staticmethod
     def heads(W: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(2 s - 1) W + b = s (2 W) + (b - 1 W): the heads as they apply to s."""
+        """(2 s - 1) W + b = s (2 W) + b - (W's column sums): the heads as they apply to s."""
         return 2.0 * W, b - W.sum(axis=0)
 
 
@@ -114,7 +116,7 @@ def form_of(activation: str, dtype: np.dtype, width: int) -> SumForm | TanhProdu
 
 
 class Projections:
-    """Each distinct token's [W_0 x_t, ..., W_{K-1} x_t], with b folded into the centre.
+    """Each distinct token's [W_0 x_t, ..., W_{K-1} x_t], b folded into the centre, as a form.
 
     tables: the embedding table of each feature, shapes (V_f, D_f), in
     window-vector order; W: shape (H, K D); b: shape (H,); activation: the
@@ -146,10 +148,11 @@ class Projections:
         self.rows = np.empty((capacity, width * hidden), dtype=W.dtype)  # (R, K H)
         self.rows.fill(0.0)  # touched once now: no batch pays the page faults of its rows
         reserved = np.array([[Vocab.unk_id], [Vocab.bos_id], [Vocab.eos_id]]).repeat(len(tables), 1)
-        self.exact = np.ones(capacity, dtype=bool)  # rows the form reads exactly
-        self.rows[:RESERVED_ROWS], self.exact[:RESERVED_ROWS] = self.form.encode(
+        self.within_bound = np.ones(capacity, dtype=bool)  # rows the form reads accurately
+        self.rows[:RESERVED_ROWS], self.within_bound[:RESERVED_ROWS] = self.form.encode(
             self.project(reserved)
         )
+        self.padding_within_bound = bool(self.within_bound[:RESERVED_ROWS].all())
         self.keys = np.zeros(0, dtype=np.int64)  # sorted keys of the remembered tokens
         self.key_rows = np.zeros(0, dtype=np.int64)  # the row of each key
         self.free = np.arange(RESERVED_ROWS, capacity)  # rows holding no token
@@ -198,7 +201,7 @@ class Projections:
         """
 
         def project_part(part: slice) -> None:
-            self.rows[rows[part]], self.exact[rows[part]] = self.form.encode(
+            self.rows[rows[part]], self.within_bound[rows[part]] = self.form.encode(
                 self.project(ids[part])
             )
 
@@ -237,7 +240,8 @@ class Projections:
         distinct tokens than the memory holds, or reads a row the form cannot.
         """
         rows = self.token_rows(ids)
-        if rows is None or not self.exact[rows].all():
+        # Every sentence's windows also read the rows of <s> and </s>, the padding.
+        if rows is None or not (self.padding_within_bound and self.within_bound[rows].all()):
             return None
         head_W, head_b = self.form.heads(head_W, head_b)
         # Windows of row numbers: window_ids pads with the ids of <s> and </s>, their rows.
@@ -265,12 +269,16 @@ class Projections:
         by_row = self.rows.reshape(-1, self.hidden)  # (R K, H): row r's position j at r K + j
         room = np.empty(self.width * BLOCK * self.hidden, dtype=self.rows.dtype)
         hidden = np.empty((BLOCK, self.hidden), dtype=self.rows.dtype)  # (n, H)
-        for start in range(part.start, part.stop, BLOCK):
-            stop = min(start + BLOCK, part.stop)
-            n = stop - start
-            # Position-major, so the sum or product runs over whole rows. take writes straight
-            # into a contiguous `out` with mode="clip" (every row number is valid), else via a copy.
-            gathered = room[: self.width * n * self.hidden].reshape(self.width, n, self.hidden)
-            np.take(by_row, by_position[:, start:stop], axis=0, out=gathered, mode="clip")
-            h = self.form.finish(self.form.reduce.reduce(gathered, axis=0, out=hidden[:n]))
-            np.matmul(h, head_W, out=scores[start:stop])
+        # A saturated window's product may leave float range: it still gives +-1. errstate
+        # is per thread, so it is set here, in the thread that does the work.
+        with np.errstate(over="ignore", under="ignore"):
+            for start in range(part.start, part.stop, BLOCK):
+                stop = min(start + BLOCK, part.stop)
+                n = stop - start
+                # Position-major, so the sum or product runs over whole rows. take writes
+                # straight into a contiguous `out` with mode="clip" (every row number is
+                # valid), else via a copy.
+                gathered = room[: self.width * n * self.hidden].reshape(self.width, n, self.hidden)
+                np.take(by_row, by_position[:, start:stop], axis=0, out=gathered, mode="clip")
+                h = self.form.finish(self.form.reduce.reduce(gathered, axis=0, out=hidden[:n]))
+                np.matmul(h, head_W, out=scores[start:stop])

@@ -12,6 +12,7 @@ from nerwin.decode import (
     span_confidence,
     spans,
     viterbi_decode,
+    viterbi_decode_batch,
 )
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
@@ -265,3 +266,13 @@ def test_batched_viterbi_equals_viterbi_when_most_argmax_paths_are_valid(peak):
     expected = [viterbi_decode(p_tag[a:b], labels) for a, b in pairs]
     assert viterbi_decode_batch(p_tag, bounds, labels) == expected
     assert viterbi_decode_batch(p_tag[:0], np.zeros(3, dtype=np.int64), labels) == [[], []]
+
+
+def test_batch_breaks_ties_of_log_p_as_viterbi_decode_does():
+    low = np.float32(0.3)
+    while np.log(low) != np.log(np.nextafter(low, np.float32(1))):
+        low = np.nextafter(low, np.float32(1))
+    high = np.nextafter(low, np.float32(1))  # a larger p with the same float32 log
+    p_tag = np.array([[low, 0.05, 0.05, high, 1 - low - high - 0.1]], dtype=np.float32)
+    assert viterbi_decode(p_tag, LABELS) == ["O"]  # the tie goes to the lower label index
+    assert viterbi_decode_batch(p_tag, np.array([0, 1]), LABELS) == [["O"]]

@@ -1,6 +1,7 @@
 """The frozen model's per-token tables against the graph, the reference path."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -180,20 +181,43 @@ def test_tanh_as_a_product_is_tanh_up_to_the_bound(dtype):
     np.testing.assert_allclose(h, expected, atol=8 * np.finfo(dtype).eps, rtol=0)
 
 
-def test_tanh_as_a_product_flags_rows_beyond_the_bound():
-    form = inference.TanhProductForm(np.float32, width=5)
-    assert 15 < form.bound < 16  # (2 L - S) / (2 K) for float32, K = 5
+@pytest.mark.parametrize("dtype, bound", [(np.float32, 15.67), (np.float64, 137.87)])
+def test_tanh_as_a_product_flags_rows_beyond_the_bound(dtype, bound):
+    form = inference.TanhProductForm(dtype, width=5)
+    assert form.bound == pytest.approx(bound, abs=0.01)  # (2 L - S) / (2 K)
     a = np.array([[0.0, form.bound], [-1.0001 * form.bound, 1.0], [2.0, 1.0001 * form.bound]])
-    np.testing.assert_array_equal(form.encode(a.astype(np.float32))[1], [True, False, False])
+    np.testing.assert_array_equal(form.encode(a.astype(dtype))[1], [True, False, False])
 
 
 def test_rows_beyond_the_bound_go_through_the_graph():
     model = make_model(dtype=np.float64)
     model.params["hidden.W"] *= 2_000.0  # pre-activations far beyond any trained model's
     (p_ent, p_tag), (fast_ent, fast_tag) = graph_and_frozen(model, TEXT)
-    assert not model.projections.exact[model.projections.key_rows].all()
+    assert not model.projections.within_bound[model.projections.key_rows].all()
     np.testing.assert_allclose(fast_ent, p_ent, atol=1e-12)
     np.testing.assert_allclose(fast_tag, p_tag, atol=1e-12)
+
+
+def test_padding_rows_beyond_the_bound_send_the_batch_to_the_graph():
+    model = make_model(window=1)
+    model.params["word.table"][[Vocab.bos_id, Vocab.eos_id]] *= 300.0  # only <s> and </s>
+    sentences = [["Peter"], ["EU"], ["Peter", "flew"]]
+    (p_ent, p_tag), (fast_ent, fast_tag) = graph_and_frozen(model, sentences)
+    assert not model.projections.within_bound[[Vocab.bos_id, Vocab.eos_id]].any()
+    np.testing.assert_allclose(fast_ent, p_ent, atol=2e-6)
+    np.testing.assert_allclose(fast_tag, p_tag, atol=2e-6)
+
+
+def test_saturated_windows_leave_float_range_without_a_warning():
+    tables = [np.ones((10, 1), dtype=np.float32)]
+    W = np.full((4, 5), -15.0, dtype=np.float32)  # every a_j = -15, within the bound; z = -75
+    projections = inference.Projections(tables, W, np.zeros(4, np.float32), k=2, activation="tanh")
+    assert projections.within_bound.all()
+    head_W, head_b = np.ones((4, 2), dtype=np.float32), np.zeros(2, dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # in either thread: in_halves raises the other's error
+        scores = projections.scores(np.arange(3, 9)[:, None], np.array([2, 4]), head_W, head_b)
+    np.testing.assert_allclose(scores, -4.0)  # tanh(-75) = -1 on each of 4 units
 
 
 @pytest.mark.parametrize("gate", [gates.ReLU, gates.HardTanh])
@@ -216,6 +240,19 @@ def test_token_encoder_ids_whatever_it_remembers(capacity):
         ).reshape(len(sentence), len(vocabs))
         np.testing.assert_array_equal(ids, expected)
     assert len(encoder.rows) <= capacity
+
+
+def test_token_encoder_computes_features_of_unseen_strings_only(monkeypatch):
+    vocabs = {name: Vocab.build(map(fn, TEXT[0]))[0] for name, fn in FEATURES.items()}
+    encoder = TokenEncoder(vocabs)
+    computed = []
+    feature_ids = encoder._feature_ids
+    monkeypatch.setattr(
+        encoder, "_feature_ids", lambda strings: computed.append(strings) or feature_ids(strings)
+    )
+    encoder.ids(["Peter", "flew", "Peter"])
+    encoder.ids(["Peter", "to", "Brussels", "to", "flew"])
+    assert computed == [["Peter", "flew"], ["to", "Brussels"]]
 
 
 def test_tokens_keyed_by_one_int64_only_when_the_vocabularies_allow():
