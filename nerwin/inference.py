@@ -189,9 +189,9 @@ class Projections:
         self._project_into(fresh, ids[first[new]])
         distinct_rows[new] = fresh
         self.uses[distinct_rows] += np.bincount(inverse, minlength=len(distinct))
-        keys, rows = np.r_[self.keys, distinct[new]], np.r_[self.key_rows, fresh]
-        order = np.argsort(keys, kind="stable")
-        self.keys, self.key_rows = keys[order], rows[order]
+        at = np.searchsorted(self.keys, distinct[new])  # after any eviction: keys stay sorted
+        self.keys = np.insert(self.keys, at, distinct[new])
+        self.key_rows = np.insert(self.key_rows, at, fresh)
         return distinct_rows[inverse]
 
     def _project_into(self, rows: np.ndarray, ids: np.ndarray) -> None:
