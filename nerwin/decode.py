@@ -19,7 +19,6 @@ from nerwin.data.conll import Tag, parse_tag
 PROB_FLOOR = 1e-12  # probabilities are clipped here before the log in Viterbi
 
 
-@functools.lru_cache(maxsize=1024)  # a corpus has a few distinct tags, read once per token
 def _iob2_tag(tag: str) -> Tag:
     """``parse_tag`` of an IOB2 tag (O, B-X or I-X); ValueError for any other string."""
     parsed = parse_tag(tag)

@@ -206,8 +206,8 @@ def write_prediction_file(path, sentences: Sequence[Sentence], pred: list[list[s
 
 def format_conll(tagged: Tagged, labels: Sequence[str], scheme: str = "IOB2") -> str:
     """token, tag (in ``scheme``), P(tag), P(entity) per line, then a blank line."""
-    p_chosen = [f"{p:.4f}" for p in tagged.tag_probabilities(labels)]
-    p_entity = [f"{p:.4f}" for p in tagged.p_ent]
+    p_chosen = [f"{p:.4f}" for p in tagged.tag_probabilities(labels).tolist()]
+    p_entity = [f"{p:.4f}" for p in tagged.p_ent.tolist()]  # Python floats format faster
     out = io.StringIO()
     write_conll(out, [(tagged.tokens, tagged.tags, p_chosen, p_entity)], scheme)
     return out.getvalue()
@@ -218,8 +218,8 @@ def format_jsonl(tagged: Tagged, labels: Sequence[str], scheme: str = "IOB2") ->
     record = {
         "tokens": list(tagged.tokens),
         "tags": from_iob2(tagged.tags, scheme),
-        "p_tag": [round(float(p), 4) for p in tagged.tag_probabilities(labels)],
-        "p_entity": [round(float(p), 4) for p in tagged.p_ent],
+        "p_tag": [round(p, 4) for p in tagged.tag_probabilities(labels).tolist()],
+        "p_entity": [round(p, 4) for p in tagged.p_ent.tolist()],
         "entities": [
             {**entity, "confidence": round(entity["confidence"], 4)}
             for entity in tagged.entities(labels)
