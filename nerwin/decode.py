@@ -19,6 +19,7 @@ from nerwin.data.conll import Tag, parse_tag
 PROB_FLOOR = 1e-12  # probabilities are clipped here before the log in Viterbi
 
 
+@functools.lru_cache(maxsize=1024)  # spans reads one a token: no call to parse_tag each time
 def _iob2_tag(tag: str) -> Tag:
     """``parse_tag`` of an IOB2 tag (O, B-X or I-X); ValueError for any other string."""
     parsed = parse_tag(tag)

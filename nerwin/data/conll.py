@@ -102,7 +102,6 @@ class TagError(ValueError):
 
 
 @functools.lru_cache(maxsize=4096)  # a corpus has few distinct tags; this is the hot path
-@functools.lru_cache(maxsize=1024)  # a corpus has a few distinct tags, read once per token
 def parse_tag(tag: str) -> Tag | None:
     """Split ``PREFIX-TYPE`` on its first hyphen; None if ``tag`` is not a tag.
 
