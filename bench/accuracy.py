@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from report import machine, write_results
+from report import CONLL2003, REPO, machine, write_results
 
 from nerwin.config import load_config
 from nerwin.data.features import encode_windows
@@ -28,7 +28,6 @@ from nerwin.metrics import evaluate_tags
 from nerwin.model import WindowTagger
 from nerwin.train import read_split, train
 
-REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIGS = ["glove=configs/conll2003.yaml", "random=configs/conll2003-random.yaml"]
 TYPES = ("PER", "LOC", "ORG", "MISC")
 
@@ -143,7 +142,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "conll2003"))
+    parser.add_argument("--data", default=str(CONLL2003))
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, metavar="NAME=PATH")
     parser.add_argument("--runs", default="runs/bench", help="where the models go")

@@ -39,21 +39,25 @@ def rss(step: str) -> None:
     print(f"{step:<32} RSS {now / 1024:6.1f} MiB, peak {peak / 1024:6.1f} MiB", flush=True)
 
 
-def allocated_peak(model, dev, chunk: int) -> float:
-    """Peak MB of Python's allocations during one dev evaluation in passes of ``chunk``."""
+def evaluate_in_passes(model, dev, chunk: int) -> None:
+    """One dev evaluation, as training's, with the graph in passes of ``chunk`` windows."""
     nerwin.model.GRAPH_CHUNK = chunk
-    tracemalloc.start()
     evaluate(model, dev)
+
+
+def allocated_peak(model, dev, chunk: int) -> float:
+    """Peak MB of Python's allocations during ``evaluate_in_passes``."""
+    tracemalloc.start()
+    evaluate_in_passes(model, dev, chunk)
     peak = tracemalloc.get_traced_memory()[1] / 1e6
     tracemalloc.stop()
     return peak
 
 
 def seconds(model, dev, chunk: int) -> float:
-    """Seconds of one dev evaluation in passes of ``chunk`` (no tracing: it slows numpy calls)."""
-    nerwin.model.GRAPH_CHUNK = chunk
+    """Seconds of ``evaluate_in_passes`` (no tracing: it slows numpy calls)."""
     started = time.perf_counter()
-    evaluate(model, dev)
+    evaluate_in_passes(model, dev, chunk)
     return time.perf_counter() - started
 
 

@@ -37,12 +37,14 @@ from nerwin.predict import SENTENCES_PER_BATCH, tag_batch
 from nerwin.train import make_optimizer, prepare, read_split, train_epoch
 
 
-def profiled(title: str, work, top: int) -> None:
+def profiled(title: str, work, top: int):
+    """``work()`` under cProfile, its ``top`` functions by own time printed; its result."""
     profile = cProfile.Profile()
     started = time.perf_counter()
-    profile.runcall(work)
+    result = profile.runcall(work)
     print(f"\n== {title}: {time.perf_counter() - started:.2f} s under the profiler ==")
     pstats.Stats(profile).sort_stats("tottime").print_stats(top)
+    return result
 
 
 def main() -> None:
@@ -73,13 +75,11 @@ def main() -> None:
         for i in range(0, len(sentences), SENTENCES_PER_BATCH)
     ]
     model.freeze()  # as `nerwin predict` loads it
-    profiled(
+    tagged = profiled(
         f"prediction, {sum(map(len, sentences))} tokens",
-        lambda: [tag_batch(model, batch) for batch in batches],
+        lambda: [t for batch in batches for t in tag_batch(model, batch)],
         args.top,
     )
-
-    tagged = [t for batch in batches for t in tag_batch(model, batch)]
     compare_forward(model, batches)
     elementwise_costs()
     started = time.perf_counter()

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from report import REPO
 
 # Run in a fresh interpreter so each measurement's RUSAGE_CHILDREN is its own child alone.
 MEASURE = """

@@ -14,11 +14,13 @@ REPO = Path(__file__).resolve().parents[1]
 CONLL2003 = REPO.parent / "shared" / "data" / "conll2003"  # the default --data
 
 
-def conll2003_or_sample(script: str, data: str) -> tuple[Path, str]:
-    """(config, data dir): configs/conll2003.yaml on ``data``, or, with a warning on
-    stderr when ``data`` holds no CoNLL-2003, configs/sample.yaml on the sample data."""
+def conll2003_or_sample(
+    script: str, data: str, config: str = "configs/conll2003.yaml"
+) -> tuple[Path, str]:
+    """(config, data dir): ``config`` (relative to the repository) on ``data``, or, with a
+    warning on stderr when ``data`` holds no CoNLL-2003, configs/sample.yaml on the sample data."""
     if (Path(data) / "eng.train").is_file():
-        return REPO / "configs" / "conll2003.yaml", data
+        return REPO / config, data
     print(f"{script}: no CoNLL-2003 in {data}; using the sample data", file=sys.stderr)
     return REPO / "configs" / "sample.yaml", str(REPO / "data" / "sample")
 

@@ -46,12 +46,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
-from report import machine, write_results
+from report import CONLL2003, REPO, conll2003_or_sample, machine, write_results
 
-REPO = Path(__file__).resolve().parents[1]
 SENTENCES_PER_BATCH = 512  # as nerwin.predict tags
 IDLE = 0.5  # s before each timed prediction pass: the other side's idle threads stop spinning
 
@@ -361,7 +359,7 @@ def markdown(results: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "conll2003"))
+    parser.add_argument("--data", default=str(CONLL2003))
     parser.add_argument("--config", default="configs/conll2003.yaml")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=6)
@@ -388,11 +386,8 @@ def main() -> None:
         )
         print(json.dumps(figures))
         return
-    if not (Path(args.data) / "eng.train").is_file():
-        print(
-            f"speed: no CoNLL-2003 in {args.data}; timing the sample data instead", file=sys.stderr
-        )
-        args.data, args.config = str(REPO / "data" / "sample"), "configs/sample.yaml"
+    config_path, args.data = conll2003_or_sample("speed", args.data, args.config)
+    args.config = str(config_path.relative_to(REPO))  # as speed.json records it
     sides = ["nerwin", OWN] + (["torch"] if importlib.util.find_spec("torch") else [])
     runs: dict[str, list[dict]] = {side: [] for side in sides}
     predictions: list[dict] = []

@@ -98,14 +98,10 @@ def read_run(run_dir: Path) -> tuple[Config, Sources]:
     """
     path, manifest_path = Path(run_dir) / CHECKPOINT, Path(run_dir) / MANIFEST
     stored = _read(run_dir, arrays=False)[0].get("config")
-    if not isinstance(stored, dict):
-        raise ModelError(f"{path}: damaged checkpoint (no config)")
-    try:
-        config = config_from_dict(stored)
-    except ConfigError as err:
-        raise ModelError(f"{path}: damaged checkpoint (config: {err})") from None
+    config = _stored_config(path, stored, "damaged checkpoint")
     manifest = _read_manifest(manifest_path)
-    _check_config(path, manifest_path, config, manifest)
+    recorded = _stored_config(manifest_path, manifest.get("config"), "unreadable run manifest")
+    _check_config(path, manifest_path, config, recorded)
     data_dir = _recorded_data_dir(manifest_path, manifest, config)
     _check_data(path, manifest, _data_files(config, data_dir))
     return config, Sources(data_dir, _recorded_vectors(path, manifest_path, manifest, config))
@@ -185,22 +181,27 @@ def _valid_field(value, default) -> bool:
     return math.isfinite(value)
 
 
-def _check_config(path: Path, manifest_path: Path, config: Config, manifest: dict) -> None:
-    """ModelError unless the checkpoint's ``config`` is the one ``run.json`` recorded.
+def _stored_config(path: Path, stored, problem: str) -> Config:
+    """The config dict ``stored`` in ``path``; ModelError saying ``problem`` if it is none."""
+    if not isinstance(stored, dict):
+        raise ModelError(f"{path}: {problem} (no config)")
+    try:
+        return config_from_dict(stored)
+    except ConfigError as err:
+        raise ModelError(f"{path}: {problem} (config: {err})") from None
+
+
+def _check_config(path: Path, manifest_path: Path, config: Config, recorded: Config) -> None:
+    """ModelError unless the checkpoint's ``config`` is the one ``run.json`` ``recorded``.
 
     Both are compared as read with today's defaults: a key a later version
     adds is then on both sides, so an older run is not turned away, neither
     now nor after a checkpoint written by this version holds the key.
     """
-    recorded = manifest.get("config")
-    if not isinstance(recorded, dict):
-        raise ModelError(f"{manifest_path}: unreadable run manifest (no config)")
-    try:
-        recorded = config_from_dict(recorded).to_dict()
-    except ConfigError as err:
-        raise ModelError(f"{manifest_path}: unreadable run manifest (config: {err})") from None
     # ``output`` is not part of what a run is: a resume saves wherever the run now is.
-    differing = [key for key in _differences(config.to_dict(), recorded) if key != "output"]
+    differing = [
+        key for key in _differences(config.to_dict(), recorded.to_dict()) if key != "output"
+    ]
     if differing:
         raise ModelError(
             f"{path}: belongs to another run than {manifest_path} "
@@ -209,11 +210,11 @@ def _check_config(path: Path, manifest_path: Path, config: Config, manifest: dic
 
 
 def _differences(first: dict, second: dict, prefix: str = "") -> list[str]:
-    """The dotted keys whose values differ between two nested dicts, sorted."""
+    """The dotted keys whose values differ between two nested dicts of the same keys, sorted."""
     keys = []
-    for key in sorted(first.keys() | second.keys()):
-        a, b = first.get(key), second.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
+    for key in sorted(first):
+        a, b = first[key], second[key]
+        if isinstance(a, dict):
             keys += _differences(a, b, f"{prefix}{key}.")
         elif a != b:
             keys.append(prefix + key)

@@ -119,7 +119,8 @@ class Projections:
     """Each distinct token's [W_0 x_t, ..., W_{K-1} x_t], b folded into the centre, as a form.
 
     tables: the embedding table of each feature, shapes (V_f, D_f), in
-    window-vector order; W: shape (H, K D); b: shape (H,); activation: the
+    window-vector order; W: shape (H, K D); b: shape (H,); heads: the
+    output heads' (W: shape (H, C'), b: shape (C',)); activation: the
     hidden layer's, which says what the rows hold (``form_of``). The arrays are
     read when a token is first seen, so the parameters must not change
     while this object is in use. At most ``capacity`` rows are kept (K H
@@ -132,6 +133,7 @@ class Projections:
         tables: list[np.ndarray],
         W: np.ndarray,
         b: np.ndarray,
+        heads: tuple[np.ndarray, np.ndarray],
         k: int,
         activation: str,
         capacity: int = CAPACITY,
@@ -140,6 +142,7 @@ class Projections:
         hidden, dims = W.shape[0], sum(t.shape[1] for t in tables)
         self.tables, self.b, self.k, self.width, self.hidden = tables, b, k, width, hidden
         self.form = form_of(activation, W.dtype, width)
+        self.head_W, self.head_b = self.form.heads(*heads)  # as they apply to finish's output
         # (D, K H): column block j holds W_j^T, so x_t @ by_position lists W_j x_t for every j.
         self.by_position = np.ascontiguousarray(
             W.reshape(hidden, width, dims).transpose(2, 1, 0).reshape(dims, width * hidden)
@@ -152,7 +155,6 @@ class Projections:
         self.rows[:RESERVED_ROWS], self.within_bound[:RESERVED_ROWS] = self.form.encode(
             self.project(reserved)
         )
-        self.padding_within_bound = bool(self.within_bound[:RESERVED_ROWS].all())
         self.keys = np.zeros(0, dtype=np.int64)  # sorted keys of the remembered tokens
         self.key_rows = np.zeros(0, dtype=np.int64)  # the row of each key
         self.free = np.arange(RESERVED_ROWS, capacity)  # rows holding no token
@@ -226,14 +228,11 @@ class Projections:
         self,
         ids: np.ndarray,
         lengths: np.ndarray,
-        head_W: np.ndarray,
-        head_b: np.ndarray,
     ) -> np.ndarray | None:
-        """The heads' scores f(z) @ head_W + head_b of every window: shape (T, C').
+        """The heads' scores f(z) W + b of every window: shape (T, C').
 
         ids: shape (T, F), the tokens of the sentences one after another;
-        lengths: shape (S,) tokens per sentence; head_W: shape (H, C'),
-        head_b: shape (C',). Blocks of windows
+        lengths: shape (S,) tokens per sentence. Blocks of windows
         go from gathered rows through f(z) to the heads' scores while they
         sit in the core's cache, half of them on each of two cores, with
         OpenBLAS kept out of those cores' way. None when the batch has more
@@ -241,30 +240,30 @@ class Projections:
         """
         rows = self.token_rows(ids)
         # Every sentence's windows also read the rows of <s> and </s>, the padding.
-        if rows is None or not (self.padding_within_bound and self.within_bound[rows].all()):
+        if rows is None or not (
+            self.within_bound[:RESERVED_ROWS].all() and self.within_bound[rows].all()
+        ):
             return None
-        head_W, head_b = self.form.heads(head_W, head_b)
         # Windows of row numbers: window_ids pads with the ids of <s> and </s>, their rows.
         windows = window_ids(rows, lengths, self.k)  # (T, K)
         by_position = (windows * self.width + np.arange(self.width)).T.copy()  # (K, T)
-        scores = np.empty((len(rows), head_W.shape[1]), dtype=self.rows.dtype)  # (T, C')
-        score_part = functools.partial(self._score_blocks, by_position, head_W, scores)
+        scores = np.empty((len(rows), self.head_W.shape[1]), dtype=self.rows.dtype)  # (T, C')
+        score_part = functools.partial(self._score_blocks, by_position, scores)
         with one_blas_thread():
             in_halves(score_part, len(rows))
-        scores += head_b
+        scores += self.head_b
         return scores
 
     def _score_blocks(
         self,
         by_position: np.ndarray,
-        head_W: np.ndarray,
         scores: np.ndarray,
         part: slice,
     ) -> None:
         """scores[part] = finish(z's form) @ head_W for the windows by_position[:, part].
 
         by_position: shape (K, T), each window's row numbers in ``self.rows``
-        viewed as (R K, H); head_W: shape (H, C'); scores: shape (T, C').
+        viewed as (R K, H); scores: shape (T, C').
         """
         by_row = self.rows.reshape(-1, self.hidden)  # (R K, H): row r's position j at r K + j
         room = np.empty(self.width * BLOCK * self.hidden, dtype=self.rows.dtype)
@@ -281,4 +280,4 @@ class Projections:
                 gathered = room[: self.width * n * self.hidden].reshape(self.width, n, self.hidden)
                 np.take(by_row, by_position[:, start:stop], axis=0, out=gathered, mode="clip")
                 h = self.form.finish(self.form.reduce.reduce(gathered, axis=0, out=hidden[:n]))
-                np.matmul(h, head_W, out=scores[start:stop])
+                np.matmul(h, self.head_W, out=scores[start:stop])

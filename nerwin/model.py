@@ -213,9 +213,12 @@ class WindowTagger:
         tables = [self.params[f"{name}.table"] for name in self.encoder.vocabs]
         if not keyable(tables):  # vocabularies beyond any real model's: stay with the graph
             return self
-        W, b = self.params["hidden.W"], self.params["hidden.b"]
+        p = self.params
+        heads = np.c_[p["tag.V"].T, p["binary.u"]], np.r_[p["tag.e"], p["binary.c"]]  # C + 1 out
         window, activation = self.config.features.window, self.config.model.activation
-        self.projections = Projections(tables, W, b, window, activation, capacity)
+        self.projections = Projections(
+            tables, p["hidden.W"], p["hidden.b"], heads, window, activation, capacity
+        )
         preload = self.frequent_tokens[: self.projections.capacity // 2]
         self.projections.token_rows(self.encoder.ids(preload))
         return self
@@ -245,10 +248,7 @@ class WindowTagger:
         the same numbers, to float32 rounding, one product per window.
         """
         if self.projections is not None:
-            p = self.params
-            head_W = np.c_[p["tag.V"].T, p["binary.u"]]  # (H, C + 1): both heads, one product
-            head_b = np.r_[p["tag.e"], p["binary.c"]]  # (C + 1,)
-            scores = self.projections.scores(ids, lengths, head_W, head_b)
+            scores = self.projections.scores(ids, lengths)  # (T, C + 1): both heads, one product
             if scores is not None:
                 return gates.sigmoid(scores[:, -1]), softmax(scores[:, :-1] / self.temperature)
         windows = windows_of(ids, list(self.encoder.vocabs), lengths, self.config.features.window)
@@ -504,9 +504,8 @@ def _stored_labels(labels: list) -> list[str]:
 
     Decoding reads them as IOB2, and a span's confidence needs both tags of its type.
     """
-    tags = [parse_tag(label) for label in labels] if _is_strings(labels) else [None]
-    if None not in tags:  # each label is O or PREFIX-TYPE
-        types = sorted({tag.type for tag in tags} - {None})
+    if _is_strings(labels):  # a label that is no tag is then missing from `expected`
+        types = sorted({tag.type for tag in map(parse_tag, labels) if tag} - {None})
         expected = ["O"] + [f"{prefix}-{t}" for t in types for prefix in ("B", "I")]
         if sorted(labels) == sorted(expected):
             return labels

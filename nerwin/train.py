@@ -134,7 +134,6 @@ class _LogFile:
 
     def __init__(self, path: Path, mode: str):
         self.path = path
-        self.failed = False  # a write has failed
         try:
             self.file = open(path, mode, encoding="utf-8")  # noqa: SIM115
         except OSError as err:
@@ -145,17 +144,18 @@ class _LogFile:
             self.file.write(text + "\n")
             self.file.flush()
         except OSError as err:
-            self.failed = True
             raise OutputError.of(self.path, err) from None
 
     def __enter__(self) -> _LogFile:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *_) -> None:
         try:
             self.file.close()
         except OSError as err:
-            if not self.failed:  # after a failed write, close flushes its text and fails again
+            # Every line is flushed, so close fails only after a failed write, when it
+            # flushes that text again: the write's error is already on its way out.
+            if exc_type is None:
                 raise OutputError.of(self.path, err) from None
 
 
@@ -446,7 +446,6 @@ class _Loop:
         with _CtrlC() as ctrl_c, np.errstate(over="ignore", invalid="ignore"):
             while not self.ended() and not ctrl_c.requested:
                 self.epoch(log, stop_requested=lambda: ctrl_c.requested)
-        self._count_time()
         # A Ctrl-C in the last epoch's last batch cut nothing short: the run has ended.
         return ctrl_c.requested and not self.ended()
 
@@ -471,7 +470,7 @@ class _Loop:
         self._score(log, loss, windows_left / (time.perf_counter() - started))
         progress.epoch += 1
         progress.cursor, progress.loss_sum, progress.batches, progress.order = 0, 0.0, 0, None
-        self._save_checkpoint()  # the weights were checked just above
+        self.checkpoint()
 
     def checkpoint(self) -> None:
         """Save all that a resume needs, the training time so far included.
@@ -479,10 +478,9 @@ class _Loop:
         ModelError, and nothing saved, if training has diverged.
         """
         self._check_finite()
-        self._save_checkpoint()
-
-    def _save_checkpoint(self) -> None:
-        self._count_time()
+        now = time.perf_counter()
+        self.progress.seconds += now - self.clock
+        self.clock = now
         config = self.model.config
         save_checkpoint(
             Path(config.output), config, self.model.params, self.optimizer, self.rng, self.progress
@@ -512,11 +510,6 @@ class _Loop:
         for name, param in self.model.params.items():
             if not all_finite(param):
                 raise _diverged(self.model.config, self.progress.epoch, f"'{name}' not finite")
-
-    def _count_time(self) -> None:
-        now = time.perf_counter()
-        self.progress.seconds += now - self.clock
-        self.clock = now
 
     def _out_of_patience(self) -> bool:
         patience = self.model.config.train.patience

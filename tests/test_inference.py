@@ -211,12 +211,14 @@ def test_padding_rows_beyond_the_bound_send_the_batch_to_the_graph():
 def test_saturated_windows_leave_float_range_without_a_warning():
     tables = [np.ones((10, 1), dtype=np.float32)]
     W = np.full((4, 5), -15.0, dtype=np.float32)  # every a_j = -15, within the bound; z = -75
-    projections = inference.Projections(tables, W, np.zeros(4, np.float32), k=2, activation="tanh")
+    heads = np.ones((4, 2), dtype=np.float32), np.zeros(2, dtype=np.float32)
+    projections = inference.Projections(
+        tables, W, np.zeros(4, np.float32), heads, k=2, activation="tanh"
+    )
     assert projections.within_bound.all()
-    head_W, head_b = np.ones((4, 2), dtype=np.float32), np.zeros(2, dtype=np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # in either thread: in_halves raises the other's error
-        scores = projections.scores(np.arange(3, 9)[:, None], np.array([2, 4]), head_W, head_b)
+        scores = projections.scores(np.arange(3, 9)[:, None], np.array([2, 4]))
     np.testing.assert_allclose(scores, -4.0)  # tanh(-75) = -1 on each of 4 units
 
 

@@ -99,31 +99,31 @@ def test_batches_keep_to_the_token_budget(monkeypatch):
     assert list(predict.batches(SENTENCES, len, sentences=2))[0] == SENTENCES[:2]
 
 
-def test_a_small_token_budget_gives_the_same_probabilities_and_tags(tmp_path, monkeypatch):
-    for model in loaded_model(tmp_path):
-        whole = predict.tag_batch(model, SENTENCES)
-        monkeypatch.setattr(predict, "TOKENS_PER_BATCH", 4)  # pieces cut sentences anywhere
-        pieces = predict.tag_batch(model, SENTENCES)
-        monkeypatch.undo()
-        for a, b in zip(whole, pieces, strict=True):
-            assert a.tags == b.tags
-            np.testing.assert_allclose(a.p_tag, b.p_tag, rtol=1e-6, atol=1e-7)
-            np.testing.assert_allclose(a.p_ent, b.p_ent, rtol=1e-6, atol=1e-7)
-
-
-def test_the_graph_in_small_passes_gives_the_same_probabilities(tmp_path, monkeypatch):
-    _, model = loaded_model(tmp_path)  # not frozen: the graph, as in dev evaluation
-    whole = predict.tag_batch(model, SENTENCES)
-    monkeypatch.setattr(nerwin.model, "GRAPH_CHUNK", 5)
-    pieces = predict.tag_batch(model, SENTENCES)
+def assert_same_tagging(whole, pieces):
     for a, b in zip(whole, pieces, strict=True):
         assert a.tags == b.tags
         np.testing.assert_allclose(a.p_tag, b.p_tag, rtol=1e-6, atol=1e-7)
         np.testing.assert_allclose(a.p_ent, b.p_ent, rtol=1e-6, atol=1e-7)
 
 
-def test_calibrations_scores_in_small_passes_are_the_same(tmp_path, monkeypatch):
-    _, model = loaded_model(tmp_path)
+def test_a_small_token_budget_gives_the_same_probabilities_and_tags(tmp_path, monkeypatch):
+    for model in loaded_model(tmp_path):
+        whole = predict.tag_batch(model, SENTENCES)
+        monkeypatch.setattr(predict, "TOKENS_PER_BATCH", 4)  # pieces cut sentences anywhere
+        pieces = predict.tag_batch(model, SENTENCES)
+        monkeypatch.undo()
+        assert_same_tagging(whole, pieces)
+
+
+def test_the_graph_in_small_passes_gives_the_same_probabilities(monkeypatch):
+    model, _ = make_model(small_config())  # not frozen: the graph, as in dev evaluation
+    whole = predict.tag_batch(model, SENTENCES)
+    monkeypatch.setattr(nerwin.model, "GRAPH_CHUNK", 5)
+    assert_same_tagging(whole, predict.tag_batch(model, SENTENCES))
+
+
+def test_calibrations_scores_in_small_passes_are_the_same(monkeypatch):
+    model, _ = make_model(small_config())
     windows = encode_windows(SENTENCES, model.vocabs, model.config.features.window)
     feeds = model.feeds(windows, np.arange(len(windows)))
     whole = model.tag_scores(feeds)

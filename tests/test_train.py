@@ -17,13 +17,13 @@ from nerwin.errors import ModelError, OutputError
 from nerwin.model import WindowTagger
 from nerwin.train import build_labels, lr_at, replace_rare_words, train
 
-from .conftest import REPO
+from .conftest import REPO, SAMPLE
 
 
 def sample_config(tmp_path, *overrides):
     return load_config(
         REPO / "configs" / "sample.yaml",
-        (f"data.dir={REPO / 'data' / 'sample'}", f"output={tmp_path}", *overrides),
+        (f"data.dir={SAMPLE}", f"output={tmp_path}", *overrides),
     )
 
 
@@ -165,7 +165,7 @@ def test_ctrl_c_in_a_later_epoch_keeps_the_best_epochs_weights(tmp_path, monkeyp
 def test_ctrl_c_in_an_epochs_last_batch_keeps_that_whole_epoch(tmp_path, monkeypatch, epochs):
     """The batch ends the epoch: the epoch is scored and kept, and no further one begins.
     In the last epoch, that is the run's normal end, not an interruption."""
-    windows = sum(len(s.tokens) for s in read_conll(REPO / "data" / "sample" / "train.conll"))
+    windows = sum(len(s.tokens) for s in read_conll(SAMPLE / "train.conll"))
     after_step = ctrl_c_inside_step(monkeypatch, step=math.ceil(windows / 32))
     config = sample_config(tmp_path, "model.hidden=8", f"train.epochs={epochs}")
     run = train_through_ctrl_c(config)
@@ -189,43 +189,60 @@ def test_second_ctrl_c_aborts_and_saves_nothing_more(tmp_path, monkeypatch):
     assert checkpoint_meta(tmp_path)["optimizer"]["steps"] == 0  # the one written at the start
 
 
-@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
-@pytest.mark.parametrize("name", ["train.log", "metrics.jsonl"])
-def test_a_failed_log_write_is_one_error_naming_the_file(tmp_path, name):
-    (tmp_path / name).symlink_to("/dev/full")  # each write fails: no space left on device
-    message = f"{tmp_path / name}: cannot write (No space left on device)"
-    with pytest.raises(OutputError, match=f"^{re.escape(message)}$"):
-        train(sample_config(tmp_path, "model.hidden=8", "train.epochs=1"), log=lambda line: None)
-
-
-def test_a_log_that_cannot_be_opened_is_one_error_naming_it(tmp_path):
-    (tmp_path / "train.log").mkdir()
-    message = f"{tmp_path / 'train.log'}: cannot write (Is a directory)"
-    with pytest.raises(OutputError, match=f"^{re.escape(message)}$"):
-        train(sample_config(tmp_path, "model.hidden=8", "train.epochs=1"), log=lambda line: None)
-
-
-def test_training_that_diverges_is_one_error_and_saves_no_model(tmp_path):
-    config = sample_config(
-        tmp_path, "model.hidden=8", "train.epochs=2", "train.optimizer=sgd", "train.lr=1e30"
-    )
-    message = rf"^{re.escape(str(tmp_path))}: training diverged in epoch 1 \(loss (nan|inf)\); "
-    with np.errstate(all="ignore"), pytest.raises(ModelError, match=message + "try a lower"):
-        train(config, log=lambda line: None)
-    assert not (tmp_path / "weights.npz").exists()
-
-
-DIVERGING = {
-    # The step that ends a one-batch epoch overflows, after the only loss computed.
-    "in the epoch's last step": ("train.batch_size=100000", "train.lr=1e39"),
-    "between checkpoints": ("train.optimizer=sgd", "train.lr=1e30", "train.checkpoint_batches=1"),
+NEEDS_DEV_FULL = pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+# name: (the log file, what makes it fail, the reason in the message)
+BAD_LOGS = {
+    # Each write fails: no space left on device.
+    "full train.log": (
+        "train.log",
+        lambda path: path.symlink_to("/dev/full"),
+        "No space left on device",
+    ),
+    "full metrics.jsonl": (
+        "metrics.jsonl",
+        lambda path: path.symlink_to("/dev/full"),
+        "No space left on device",
+    ),
+    "train.log a directory": (
+        "train.log",
+        lambda path: path.mkdir(),
+        "Is a directory",
+    ),  # cannot open
 }
 
 
-@pytest.mark.parametrize("overrides", DIVERGING.values(), ids=DIVERGING.keys())
-def test_training_that_diverges_saves_no_non_finite_weights(tmp_path, overrides):
+@pytest.mark.parametrize(
+    ("name", "make", "reason"),
+    [
+        pytest.param(*case, id=key, marks=NEEDS_DEV_FULL if "full" in key else ())
+        for key, case in BAD_LOGS.items()
+    ],
+)
+def test_a_log_that_fails_is_one_error_naming_the_file(tmp_path, name, make, reason):
+    make(tmp_path / name)
+    message = f"{tmp_path / name}: cannot write ({reason})"
+    with pytest.raises(OutputError, match=f"^{re.escape(message)}$"):
+        train(sample_config(tmp_path, "model.hidden=8", "train.epochs=1"), log=lambda line: None)
+
+
+# name: (overrides, what the message gives as the cause)
+DIVERGING = {
+    "a loss": (("train.epochs=2", "train.optimizer=sgd", "train.lr=1e30"), "loss (nan|inf)"),
+    # The step that ends a one-batch epoch overflows, after the only loss computed.
+    "in the epoch's last step": (("train.batch_size=100000", "train.lr=1e39"), ".+"),
+    "between checkpoints": (
+        ("train.optimizer=sgd", "train.lr=1e30", "train.checkpoint_batches=1"),
+        ".+",
+    ),
+}
+
+
+@pytest.mark.parametrize(("overrides", "cause"), DIVERGING.values(), ids=DIVERGING.keys())
+def test_training_that_diverges_is_one_error_and_saves_no_non_finite_weights(
+    tmp_path, overrides, cause
+):
     config = sample_config(tmp_path, "model.hidden=8", "train.epochs=1", *overrides)
-    message = rf"^{re.escape(str(tmp_path))}: training diverged in epoch 1 \(.+\); try a lower"
+    message = rf"^{re.escape(str(tmp_path))}: training diverged in epoch 1 \({cause}\); try a lower"
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the run stops with its one line, no numpy warnings
         with pytest.raises(ModelError, match=message):

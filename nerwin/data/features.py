@@ -129,6 +129,8 @@ class TokenEncoder:
 
     def ids(self, tokens: Sequence[str]) -> np.ndarray:
         """tokens: T strings -> shape (T, F), one column per feature in ``vocabs`` order."""
+        if not self.rows:  # nothing to look up: every string is new
+            return self._ids_afresh(tokens)
         index = _rows_of(self.rows, tokens)  # (T,) -1 for a string not seen yet
         missing = np.flatnonzero(index < 0)
         if len(missing):  # once a stream is under way, most batches have none
@@ -141,7 +143,7 @@ class TokenEncoder:
         return self.table[index]
 
     def _ids_afresh(self, tokens: Sequence[str]) -> np.ndarray:
-        """``ids`` of a batch with no room beside what is remembered: the memory starts with it."""
+        """``ids`` with the memory started afresh on this batch: it was empty, or had no room."""
         self.rows.clear()
         distinct = list(dict.fromkeys(tokens))
         if len(distinct) > self.capacity:  # too many to remember: this batch on its own
