@@ -5,12 +5,14 @@
 Trains one pass over the first ``--windows`` training windows of
 configs/conll2003.yaml and tags eng.testb as `nerwin predict` does (512
 sentences a batch), printing the functions that take the most time in
-each; then times the forward pass through the graph against the frozen
-model's per-token tables, and those tables with OpenBLAS's own threads
-left on (nerwin/nn/cores.py) or in blocks twice as long, the element-wise
-kernels that pass spends its time on, and Viterbi sentence by sentence
-against the batched decoder, on the same batches. Falls back to the sample
-data without CoNLL-2003.
+each. Then it times the forward pass through the graph against the frozen
+model's per-token tables; those tables with the tanh rows summed (as
+before the product), with OpenBLAS's own threads left on
+(nerwin/nn/cores.py), or in blocks twice as long; each tables setting a
+second time with the tables it has then; the tables' phases; the
+element-wise kernels that pass spends its time on; and Viterbi sentence by
+sentence against the batched decoder, on the same batches. Falls back to
+the sample data without CoNLL-2003.
 """
 
 from __future__ import annotations
@@ -100,71 +102,124 @@ def main() -> None:
     )
 
 
+def tanh_in_place(z: np.ndarray) -> np.ndarray:
+    return np.tanh(z, out=z)
+
+
+def patched(name: str, value):
+    """A setting: ``nerwin.inference.<name>`` replaced by ``value`` while it lasts."""
+    return functools.partial(mock.patch.object, inference, name, value)
+
+
+SETTINGS = {
+    "graph": contextlib.nullcontext,
+    "tables": contextlib.nullcontext,
+    # The tanh model's rows as a relu model's are: summed, then np.tanh of the sum.
+    "tables, rows summed, then np.tanh": patched(
+        "form_of", lambda *_: inference.SumForm(tanh_in_place)
+    ),
+    # OpenBLAS's workers free to spin on the cores nerwin's threads use.
+    "tables, OpenBLAS threads left on": patched("one_blas_thread", contextlib.nullcontext),
+    "tables, blocks twice as long": patched("BLOCK", inference.BLOCK * 2),
+}
+# Phases of the "tables" path, timed inside it: (Projections method, what it does)
+PHASES = {
+    "_project_into": "projecting new tokens",
+    "token_rows": "finding each token's row, projecting new ones",
+    "scores": "all of the tables' scores",
+}
+
+
+def timed(spent: dict, name: str, method):
+    """``method``, adding its seconds to ``spent[name]``."""
+
+    def run(*args):
+        started = time.perf_counter()
+        try:
+            return method(*args)
+        finally:
+            spent[name] += time.perf_counter() - started
+
+    return run
+
+
 def compare_forward(model, batches, rounds: int = 5) -> None:
-    """The frozen model's per-token tables against the graph on the same batches, in turns."""
+    """The frozen model's per-token tables against the graph on the same batches, in turns.
+
+    Each tables setting is frozen afresh and timed twice: once as it comes
+    (tokens not seen yet are projected) and once more with the tables it
+    has then, as in a long text.
+    """
     encoded = [
         (model.encoder.ids([t for s in batch for t in s]), np.array([len(s) for s in batch]))
         for batch in batches
     ]
-    settings = {
-        "graph": contextlib.nullcontext,
-        "tables": contextlib.nullcontext,
-        # The same tables with OpenBLAS's workers free to spin on the cores nerwin's threads use.
-        "tables, OpenBLAS threads left on": functools.partial(
-            mock.patch.object, inference, "one_blas_thread", contextlib.nullcontext
-        ),
-        "tables, blocks twice as long": functools.partial(
-            mock.patch.object, inference, "BLOCK", inference.BLOCK * 2
-        ),
-    }
-    projections, times = model.projections, {path: [] for path in settings}
+    tokens = sum(len(ids) for ids, _ in encoded)
+    projections = model.projections
+    times = {(path, again): [] for path in SETTINGS for again in (False, True)}
+    phases = {name: [] for name in PHASES}
     results = {}
     for _ in range(rounds):
-        for path, setting in settings.items():
-            model.projections = None if path == "graph" else model.freeze().projections
+        for path, setting in SETTINGS.items():
             with setting():
-                started = time.perf_counter()
-                results[path] = [model.token_probabilities(*batch) for batch in encoded]
-                times[path].append(time.perf_counter() - started)
+                model.projections = None if path == "graph" else model.freeze().projections
+                spent = dict.fromkeys(PHASES, 0.0)
+                if path == "tables":
+                    for name in PHASES:
+                        method = getattr(model.projections, name)
+                        setattr(model.projections, name, timed(spent, name, method))
+                for again in (False, True) if model.projections else (False,):
+                    started = time.perf_counter()
+                    results[path] = [model.token_probabilities(*batch) for batch in encoded]
+                    times[path, again].append(time.perf_counter() - started)
+                    if path == "tables" and not again:
+                        for name in PHASES:
+                            phases[name].append(spent[name])
     preloaded = model.freeze().projections.keys
     model.projections = projections
     all_ids = np.concatenate([ids for ids, _ in encoded])
     new = np.setdiff1d(all_ids.astype(np.int64) @ projections.radix, preloaded)
     read = np.r_[np.arange(inference.RESERVED_ROWS), projections.key_rows]
-    beyond = int(
-        np.count_nonzero(~projections.within_bound[read])
-    )  # each sends a batch to the graph
+    beyond = int(np.count_nonzero(~projections.within_bound[read]))  # each: a batch to the graph
     bounds = [np.r_[0, np.cumsum(lengths)] for _, lengths in encoded]
     same_tags = all(
         decode_batch(g[1], b, model.labels) == decode_batch(t[1], b, model.labels)
         for g, t, b in zip(results["graph"], results["tables"], bounds, strict=True)
     )
-    exact = WindowTagger(
-        model.config,
-        model.vocabs,
-        model.labels,
-        {n: p.astype(np.float64) for n, p in model.params.items()},
-    )
+    float64 = {n: p.astype(np.float64) for n, p in model.params.items()}
+    exact = WindowTagger(model.config, model.vocabs, model.labels, float64)
     exact.temperature = model.temperature
     reference = [exact.token_probabilities(*batch) for batch in encoded]  # the graph in float64
-    differences = {
-        "tables": largest_difference(results["graph"], results["tables"]),
-        "graph from float64": largest_difference(results["graph"], reference),
-        "tables from float64": largest_difference(results["tables"], reference),
-    }
-    medians = {path: statistics.median(seconds) for path, seconds in times.items()}
+
     print(
-        f"\nForward pass on the same batches, median of {rounds}: graph {medians['graph']:.3f} s, "
-        f"per-token tables (frozen afresh each time) {medians['tables']:.3f} s, the same tables "
-        f"with OpenBLAS's threads left on {medians['tables, OpenBLAS threads left on']:.3f} s, "
-        f"in blocks of {inference.BLOCK * 2} windows instead of {inference.BLOCK} "
-        f"{medians['tables, blocks twice as long']:.3f} s; "
-        f"largest probability difference {differences['tables']:.1e} (from the graph in float64: "
-        f"the graph's {differences['graph from float64']:.1e}, "
-        f"the tables' {differences['tables from float64']:.1e}), "
-        f"same tags: {same_tags}; "
-        f"{len(new)} distinct tokens of {len(all_ids)} to project beyond the "
-        f"{len(preloaded)} preloaded from training, {beyond} rows beyond the tanh product's bound"
+        f"\nForward pass on the same {len(batches)} batches, {tokens} tokens, median of {rounds}:"
+    )
+    for path in SETTINGS:
+        line = f"  {path:<36} {statistics.median(times[path, False]):.3f} s"
+        if times[path, True]:
+            line += (
+                f", again with the tables it has then {statistics.median(times[path, True]):.3f} s"
+            )
+        print(line)
+    spent = {name: statistics.median(seconds) * 1e6 / tokens for name, seconds in phases.items()}
+    finding = spent["token_rows"] - spent["_project_into"]
+    blocks = spent["scores"] - spent["token_rows"]
+    rest = 1e6 * statistics.median(times["tables", False]) / tokens - spent["scores"]
+    print(
+        f"  the tables' first pass, µs a token: projecting new tokens "
+        f"{spent['_project_into']:.2f}, finding the other rows {finding:.2f}, "
+        f"the blocks of windows {blocks:.2f}, "
+        f"the rest (softmax, sigmoid) {rest:.2f}"
+    )
+    print(
+        f"  largest probability difference, graph against tables "
+        f"{largest_difference(results['graph'], results['tables']):.1e}; from the graph in "
+        f"float64: the graph's {largest_difference(results['graph'], reference):.1e}, the "
+        f"tables' {largest_difference(results['tables'], reference):.1e}; same tags: {same_tags}"
+    )
+    print(
+        f"  {len(new)} distinct tokens of {len(all_ids)} to project beyond the {len(preloaded)} "
+        f"preloaded from training; {beyond} rows beyond the tanh product's bound"
     )
 
 
