@@ -25,6 +25,7 @@ import math
 import os
 import platform
 import sys
+import zipfile
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -132,8 +133,10 @@ def restore_checkpoint(
     for key, target in targets.items():
         target[...] = arrays[key]
     try:
-        optimizer.steps = int(meta["optimizer"]["steps"])
-        optimizer.lr = float(meta["optimizer"]["lr"])
+        steps, lr = meta["optimizer"]["steps"], meta["optimizer"]["lr"]
+        if not (_valid_field(steps, 0) and _valid_field(lr, 0.0) and lr > 0):
+            raise ValueError(f"optimizer steps {steps!r}, lr {lr!r}")
+        optimizer.steps, optimizer.lr = steps, float(lr)
         rng.bit_generator.state = meta["rng"]
     except (KeyError, TypeError, ValueError) as err:
         raise ModelError(f"{path}: damaged checkpoint ({type(err).__name__}: {err})") from None
@@ -323,7 +326,7 @@ def _read(run_dir: Path, arrays: bool = True) -> tuple[dict, dict[str, np.ndarra
             meta = json.loads(str(stored["meta"]))
             names = [name for name in stored.files if name != "meta"] if arrays else []
             read = {name: stored[name] for name in names}
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise ModelError(f"{path}: unreadable checkpoint ({err})") from None
     if not isinstance(meta, dict):
         raise ModelError(f"{path}: unreadable checkpoint (its meta is not a JSON object)")

@@ -393,6 +393,13 @@ DAMAGE = {
         change_meta(lambda meta: meta["config"]["model"].update(hidden="x")),
         r"damaged checkpoint \(config: model\.hidden: expected int, got 'x'\)$",
     ),
+    **{
+        f"optimizer.{key} {value!r}": (
+            change_meta(lambda meta, key=key, value=value: meta["optimizer"].update({key: value})),
+            rf"damaged checkpoint \(ValueError: optimizer steps .*, lr .*\)$",
+        )
+        for key, value in [("steps", -1), ("steps", 1.5), ("lr", float("nan")), ("lr", 0.0)]
+    },
 }
 
 
@@ -402,6 +409,24 @@ def test_damaged_checkpoint_is_a_model_error(tmp_path, damage):
     train(small_config(tmp_path, "train.epochs=1"), log=quiet)
     damage_checkpoint(tmp_path, change)
     with pytest.raises(ModelError, match=f"{CHECKPOINT}: {message}"):
+        resume(tmp_path, log=quiet)
+
+
+FILE_DAMAGE = {
+    "empty": lambda data: b"",
+    "cut in half": lambda data: data[: len(data) // 2],
+    "a byte flipped": lambda data: (
+        data[: len(data) // 2] + bytes([data[len(data) // 2] ^ 1]) + data[len(data) // 2 + 1 :]
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", FILE_DAMAGE)
+def test_a_damaged_checkpoint_file_is_a_model_error(tmp_path, damage):
+    train(small_config(tmp_path, "train.epochs=1"), log=quiet)
+    path = tmp_path / CHECKPOINT
+    path.write_bytes(FILE_DAMAGE[damage](path.read_bytes()))
+    with pytest.raises(ModelError, match=f"{CHECKPOINT}: unreadable checkpoint"):
         resume(tmp_path, log=quiet)
 
 
