@@ -8,7 +8,9 @@ sentences a batch), printing the functions that take the most time in
 each. Then it times the forward pass through the graph against the frozen
 model's per-token tables; those tables with the tanh rows summed (as
 before the product), with OpenBLAS's own threads left on
-(nerwin/nn/cores.py), or in blocks twice as long; each tables setting a
+(nerwin/nn/cores.py), in blocks twice as long, or with four times the
+rows and four times the frequent training tokens preloaded into them (as
+Chen & Manning preloaded their top 10k words); each tables setting a
 second time with the tables it has then; the tables' phases; the
 element-wise kernels that pass spends its time on; and Viterbi sentence by
 sentence against the batched decoder, on the same batches. Falls back to
@@ -36,7 +38,7 @@ from nerwin.data.features import Windows
 from nerwin.decode import decode_batch, viterbi_decode, viterbi_decode_batch
 from nerwin.model import WindowTagger
 from nerwin.predict import SENTENCES_PER_BATCH, tag_batch
-from nerwin.train import make_optimizer, prepare, read_split, train_epoch
+from nerwin.train import frequent_tokens, make_optimizer, prepare, read_split, train_epoch
 
 
 def profiled(title: str, work, top: int):
@@ -82,7 +84,8 @@ def main() -> None:
         lambda: [t for batch in batches for t in tag_batch(model, batch)],
         args.top,
     )
-    compare_forward(model, batches)
+    training = frequent_tokens(read_split(config, "train"), PRELOADED * inference.CAPACITY // 2)
+    compare_forward(model, batches, {**SETTINGS, **preloading(model, training)})
     elementwise_costs()
     started = time.perf_counter()
     one_by_one = [viterbi_decode(t.p_tag, model.labels) for t in tagged]
@@ -122,6 +125,26 @@ SETTINGS = {
     "tables, OpenBLAS threads left on": patched("one_blas_thread", contextlib.nullcontext),
     "tables, blocks twice as long": patched("BLOCK", inference.BLOCK * 2),
 }
+PRELOADED = 4  # times the rows, and the training tokens preloaded, of the "preloading" setting
+
+
+def preloading(model: WindowTagger, tokens: list[str]) -> dict:
+    """A setting: ``freeze`` keeps PRELOADED times the rows and preloads ``tokens`` into half."""
+    freeze = WindowTagger.freeze
+
+    @contextlib.contextmanager
+    def setting():
+        with (
+            mock.patch.object(model, "frequent_tokens", tokens),
+            mock.patch.object(
+                WindowTagger, "freeze", lambda self: freeze(self, PRELOADED * inference.CAPACITY)
+            ),
+        ):
+            yield
+
+    return {f"tables, {len(tokens):,} training tokens preloaded": setting}
+
+
 # Phases of the "tables" path, timed inside it: (Projections method, what it does)
 PHASES = {
     "_project_into": "projecting new tokens",
@@ -143,7 +166,7 @@ def timed(spent: dict, name: str, method):
     return run
 
 
-def compare_forward(model, batches, rounds: int = 5) -> None:
+def compare_forward(model, batches, settings: dict, rounds: int = 5) -> None:
     """The frozen model's per-token tables against the graph on the same batches, in turns.
 
     Each tables setting is frozen afresh and timed twice: once as it comes
@@ -156,11 +179,11 @@ def compare_forward(model, batches, rounds: int = 5) -> None:
     ]
     tokens = sum(len(ids) for ids, _ in encoded)
     projections = model.projections
-    times = {(path, again): [] for path in SETTINGS for again in (False, True)}
+    times = {(path, again): [] for path in settings for again in (False, True)}
     phases = {name: [] for name in PHASES}
     results = {}
     for _ in range(rounds):
-        for path, setting in SETTINGS.items():
+        for path, setting in settings.items():
             with setting():
                 model.projections = None if path == "graph" else model.freeze().projections
                 spent = dict.fromkeys(PHASES, 0.0)
@@ -179,7 +202,7 @@ def compare_forward(model, batches, rounds: int = 5) -> None:
     model.projections = projections
     all_ids = np.concatenate([ids for ids, _ in encoded])
     new = np.setdiff1d(all_ids.astype(np.int64) @ projections.radix, preloaded)
-    read = np.r_[np.arange(inference.RESERVED_ROWS), projections.key_rows]
+    read = np.r_[inference.PADDING, projections.key_rows]
     beyond = int(np.count_nonzero(~projections.within_bound[read]))  # each: a batch to the graph
     bounds = [np.r_[0, np.cumsum(lengths)] for _, lengths in encoded]
     same_tags = all(
@@ -194,7 +217,7 @@ def compare_forward(model, batches, rounds: int = 5) -> None:
     print(
         f"\nForward pass on the same {len(batches)} batches, {tokens} tokens, median of {rounds}:"
     )
-    for path in SETTINGS:
+    for path in settings:
         line = f"  {path:<36} {statistics.median(times[path, False]):.3f} s"
         if times[path, True]:
             line += (

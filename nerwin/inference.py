@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -52,7 +53,8 @@ from nerwin.nn import gates
 from nerwin.nn.cores import in_halves, one_blas_thread
 
 CAPACITY = 8192  # rows of the table: 49 MB at the GloVe config's 5 x 300 floats a row
-RESERVED_ROWS = 3  # rows 0-2 at the ids of <unk>, <s>, </s>: window_ids pads with 1 and 2
+RESERVED_ROWS = 3  # rows 0-2, so that the padding's rows are its ids; row 0 is never read
+PADDING = np.array([Vocab.bos_id, Vocab.eos_id])  # the ids window_ids pads with: <s>, </s>
 BLOCK = 256  # windows a step: few numpy calls a window, and f(z) still in cache for the heads
 
 
@@ -125,7 +127,9 @@ class Projections:
     read when a token is first seen, so the parameters must not change
     while this object is in use. At most ``capacity`` rows are kept (K H
     floats each); when a batch brings more new tokens than fit, the least
-    used ones make room. The tables must be ``keyable``.
+    used ones make room. The tables must be ``keyable``. Threads that share
+    the object take turns in ``scores``: one batch's new rows could evict
+    the rows another is reading.
     """
 
     def __init__(
@@ -150,15 +154,14 @@ class Projections:
         self.radix = np.cumprod([1] + [len(t) for t in tables[:-1]], dtype=np.int64)  # (F,)
         self.rows = np.empty((capacity, width * hidden), dtype=W.dtype)  # (R, K H)
         self.rows.fill(0.0)  # touched once now: no batch pays the page faults of its rows
-        reserved = np.array([[Vocab.unk_id], [Vocab.bos_id], [Vocab.eos_id]]).repeat(len(tables), 1)
+        padding = PADDING[:, None].repeat(len(tables), 1)  # (2, F): <s> or </s> in every feature
         self.within_bound = np.ones(capacity, dtype=bool)  # rows the form reads accurately
-        self.rows[:RESERVED_ROWS], self.within_bound[:RESERVED_ROWS] = self.form.encode(
-            self.project(reserved)
-        )
+        self.rows[PADDING], self.within_bound[PADDING] = self.form.encode(self.project(padding))
         self.keys = np.zeros(0, dtype=np.int64)  # sorted keys of the remembered tokens
         self.key_rows = np.zeros(0, dtype=np.int64)  # the row of each key
         self.free = np.arange(RESERVED_ROWS, capacity)  # rows holding no token
         self.uses = np.zeros(capacity, dtype=np.int64)  # tokens read from each row, aged
+        self.lock = threading.Lock()  # scores: one batch at a time, see the class docstring
 
     @property
     def capacity(self) -> int:
@@ -211,7 +214,8 @@ class Projections:
             in_halves(project_part, len(rows))
 
     def _evict(self, needed_rows: np.ndarray, room: int) -> None:
-        """Free the least used half of the rows not in ``needed_rows``, at least ``room`` rows.
+        """Free the least used half of the rows not in ``needed_rows``, more if fewer than
+        ``room`` rows would then be free.
 
         Uses are halved after each eviction, so a token's past weighs less
         and less against what the text reads now.
@@ -238,21 +242,22 @@ class Projections:
         OpenBLAS kept out of those cores' way. None when the batch has more
         distinct tokens than the memory holds, or reads a row the form cannot.
         """
-        rows = self.token_rows(ids)
-        # Every sentence's windows also read the rows of <s> and </s>, the padding.
-        if rows is None or not (
-            self.within_bound[:RESERVED_ROWS].all() and self.within_bound[rows].all()
-        ):
-            return None
-        # Windows of row numbers: window_ids pads with the ids of <s> and </s>, their rows.
-        windows = window_ids(rows, lengths, self.k)  # (T, K)
-        by_position = (windows * self.width + np.arange(self.width)).T.copy()  # (K, T)
-        scores = np.empty((len(rows), self.head_W.shape[1]), dtype=self.rows.dtype)  # (T, C')
-        score_part = functools.partial(self._score_blocks, by_position, scores)
-        with one_blas_thread():
-            in_halves(score_part, len(rows))
-        scores += self.head_b
-        return scores
+        with self.lock:  # the rows read must stay as they are until the heads have read them
+            rows = self.token_rows(ids)
+            # Every sentence's windows also read the rows of <s> and </s>, the padding.
+            if rows is None or not (
+                self.within_bound[PADDING].all() and self.within_bound[rows].all()
+            ):
+                return None
+            # Windows of row numbers: window_ids pads with the ids of <s> and </s>, their rows.
+            windows = window_ids(rows, lengths, self.k)  # (T, K)
+            by_position = (windows * self.width + np.arange(self.width)).T.copy()  # (K, T)
+            scores = np.empty((len(rows), self.head_W.shape[1]), dtype=self.rows.dtype)  # (T, C')
+            score_part = functools.partial(self._score_blocks, by_position, scores)
+            with one_blas_thread():
+                in_halves(score_part, len(rows))
+            scores += self.head_b
+            return scores
 
     def _score_blocks(
         self,

@@ -574,8 +574,8 @@ def _umask() -> int:
     return umask
 
 
-# Read once: setting the umask, even for a moment, would change the mode of a file that
-# another thread (the prediction pipeline's) creates meanwhile.
+# Read once: setting the umask, even for a moment, would change the mode of any file
+# that another thread of the program creates meanwhile.
 _UMASK = _umask()
 
 

@@ -1,6 +1,9 @@
 """The frozen model's per-token tables against the graph, the reference path."""
 
+import itertools
 import math
+import string
+import threading
 import warnings
 
 import numpy as np
@@ -28,14 +31,17 @@ TEXT = [
 LABELS = ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
 
 
-def make_model(window: int = 2, activation: str = "tanh", dtype=np.float32) -> WindowTagger:
+def make_model(
+    window: int = 2, activation: str = "tanh", dtype=np.float32, tokens: list[str] | None = None
+) -> WindowTagger:
+    """A model of random weights over ``tokens``' vocabularies, by default those of TEXT[:2]."""
     config = Config()
     config.model.hidden = 12
     config.model.activation = activation
     config.features.window = window
     config.features.suffix_dim = 3
     config.features.shape_dim = 2
-    tokens = [token for sentence in TEXT[:2] for token in sentence]
+    tokens = tokens or [token for sentence in TEXT[:2] for token in sentence]
     vocabs = {name: Vocab.build(map(FEATURES[name], tokens))[0] for name in FEATURES}
     rng = np.random.default_rng(3)
     params = init_params(config, vocabs, len(LABELS), rng, dtype=dtype)
@@ -206,6 +212,44 @@ def test_padding_rows_beyond_the_bound_send_the_batch_to_the_graph():
     assert not model.projections.within_bound[[Vocab.bos_id, Vocab.eos_id]].any()
     np.testing.assert_allclose(fast_ent, p_ent, atol=2e-6)
     np.testing.assert_allclose(fast_tag, p_tag, atol=2e-6)
+
+
+def test_the_unknown_tokens_row_is_not_read_so_not_checked():
+    model = make_model(window=1)
+    for name in model.encoder.vocabs:  # a token <unk> in every feature: beyond the bound
+        model.params[f"{name}.table"][Vocab.unk_id] *= 300.0
+    (p_ent, p_tag), (fast_ent, fast_tag) = graph_and_frozen(model, TEXT[:2])
+    projections = model.projections
+    assert projections.scores(model.encoder.ids(TEXT[0]), np.array([len(TEXT[0])])) is not None
+    np.testing.assert_allclose(fast_ent, p_ent, atol=2e-6)
+    np.testing.assert_allclose(fast_tag, p_tag, atol=2e-6)
+
+
+def test_threads_sharing_a_frozen_model_get_the_graphs_probabilities():
+    letters = itertools.product(string.ascii_lowercase, repeat=3)  # digits would read as 0s
+    words = ["".join(three) for three in itertools.islice(letters, 400)]
+    model = make_model(dtype=np.float64, tokens=words[:300])  # and 100 unknown words
+    model.encoder = TokenEncoder(model.vocabs, capacity=64)  # both memories restart, evict
+    model.freeze(capacity=64)
+    rng = np.random.default_rng(0)
+    batches = [[list(rng.choice(words, size=6)) for _ in range(4)] for _ in range(300)]
+    reference = make_model(dtype=np.float64, tokens=words[:300])
+    expected = [graph_and_frozen(reference, batch)[0][1] for batch in batches]
+    got = {}
+
+    def tag(indexes):
+        for i in indexes:
+            ids = model.encoder.ids([token for sentence in batches[i] for token in sentence])
+            got[i] = model.token_probabilities(ids, np.array([6] * 4))[1]
+
+    threads = [threading.Thread(target=tag, args=(range(j, 300, 2),)) for j in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(got) == list(range(300))  # neither thread stopped at an error
+    for i, p_tag in got.items():
+        np.testing.assert_allclose(p_tag, expected[i], atol=1e-12)
 
 
 def test_saturated_windows_leave_float_range_without_a_warning():

@@ -396,7 +396,7 @@ DAMAGE = {
     **{
         f"optimizer.{key} {value!r}": (
             change_meta(lambda meta, key=key, value=value: meta["optimizer"].update({key: value})),
-            rf"damaged checkpoint \(ValueError: optimizer steps .*, lr .*\)$",
+            r"damaged checkpoint \(ValueError: optimizer steps .*, lr .*\)$",
         )
         for key, value in [("steps", -1), ("steps", 1.5), ("lr", float("nan")), ("lr", 0.0)]
     },

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import string
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import repeat
@@ -126,21 +127,23 @@ class TokenEncoder:
         self.capacity = capacity
         self.rows: dict[str, int] = {}  # string -> its row of self.table
         self.table = np.empty((capacity, len(vocabs)), dtype=np.int32)  # (capacity, F)
+        self.lock = threading.Lock()
 
     def ids(self, tokens: Sequence[str]) -> np.ndarray:
         """tokens: T strings -> shape (T, F), one column per feature in ``vocabs`` order."""
-        if not self.rows:  # nothing to look up: every string is new
-            return self._ids_afresh(tokens)
-        index = _rows_of(self.rows, tokens)  # (T,) -1 for a string not seen yet
-        missing = np.flatnonzero(index < 0)
-        if len(missing):  # once a stream is under way, most batches have none
-            unseen = [tokens[i] for i in missing.tolist()]
-            new = list(dict.fromkeys(unseen))
-            if len(self.rows) + len(new) > self.capacity:
+        with self.lock:  # threads that share the encoder take turns with its memory
+            if not self.rows:  # nothing to look up: every string is new
                 return self._ids_afresh(tokens)
-            self._remember(new)
-            index[missing] = _rows_of(self.rows, unseen)
-        return self.table[index]
+            index = _rows_of(self.rows, tokens)  # (T,) -1 for a string not seen yet
+            missing = np.flatnonzero(index < 0)
+            if len(missing):  # once a stream is under way, most batches have none
+                unseen = [tokens[i] for i in missing.tolist()]
+                new = list(dict.fromkeys(unseen))
+                if len(self.rows) + len(new) > self.capacity:
+                    return self._ids_afresh(tokens)
+                self._remember(new)
+                index[missing] = _rows_of(self.rows, unseen)
+            return self.table[index]
 
     def _ids_afresh(self, tokens: Sequence[str]) -> np.ndarray:
         """``ids`` with the memory started afresh on this batch: it was empty, or had no room."""
