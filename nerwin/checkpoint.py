@@ -347,8 +347,11 @@ def start_run(run_dir: Path, config: Config) -> None:
     """Make ``run_dir`` a new run's: drop an earlier run's checkpoint and model, write run.json.
 
     The checkpoint goes first: whatever happens next, ``--resume`` can no
-    longer pick up the earlier run beside this run's manifest.
+    longer pick up the earlier run beside this run's manifest. A model.json
+    or weights.npz that no nerwin run wrote is the user's: OutputError, and
+    nothing is removed.
     """
+    _refuse_others_files(run_dir)
     try:
         for name in (CHECKPOINT, WEIGHTS_FILE, META_FILE):
             (run_dir / name).unlink(missing_ok=True)
@@ -357,6 +360,24 @@ def start_run(run_dir: Path, config: Config) -> None:
         where = err.filename or run_dir
         raise OutputError.of(where, err) from None
     write_manifest(run_dir, config)
+
+
+def _refuse_others_files(run_dir: Path) -> None:
+    """OutputError if ``run_dir`` holds a model.json or weights.npz of no nerwin run."""
+    if (run_dir / MANIFEST).exists() or (run_dir / CHECKPOINT).exists():
+        return  # a run's directory
+    meta = run_dir / META_FILE
+    try:
+        stored = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # absent or unreadable
+        stored = None
+    ours = isinstance(stored, dict) and "format_version" in stored
+    for name in (META_FILE, WEIGHTS_FILE):
+        if (run_dir / name).exists() and not ours:
+            raise OutputError(
+                f"{run_dir / name}: not written by nerwin, so not replaced; "
+                "train into another directory (--output)"
+            )
 
 
 def write_manifest(run_dir: Path, config: Config) -> None:

@@ -16,7 +16,7 @@ import click
 
 from nerwin import __version__
 from nerwin.analysis import format_explanation
-from nerwin.config import Config, check_encoding, load_config
+from nerwin.config import Config, check_encoding, load_config, validate
 from nerwin.data import validate as validation
 from nerwin.data.conll import iter_lines, iter_token_sentences, read_conll
 from nerwin.errors import NerwinError
@@ -37,7 +37,11 @@ DEFAULT_MODEL = Config().output  # where `nerwin train` saves unless told otherw
 
 
 def user_errors(command):
-    """Turn a NerwinError into ``nerwin: <message>`` on stderr and exit code 2."""
+    """Turn a NerwinError into ``nerwin: <message>`` on stderr and exit code 2.
+
+    A MemoryError too: sizes in a config (model.hidden, a dimension, the
+    window) decide what nerwin allocates, so it is the user's to fix.
+    """
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -45,6 +49,9 @@ def user_errors(command):
             return command(*args, **kwargs)
         except NerwinError as err:
             click.echo(f"nerwin: {err}", err=True)
+            sys.exit(2)
+        except MemoryError as err:
+            click.echo(f"nerwin: out of memory ({err}); are the config's sizes right?", err=True)
             sys.exit(2)
 
     return wrapper
@@ -132,13 +139,14 @@ def main():
 def train(config_path, overrides, output, resume_dir):
     """Train a model; the best one on dev is saved in the output directory."""
     if resume_dir:
-        if config_path or overrides or output:
+        if config_path or overrides or output is not None:
             raise NerwinError("--resume continues a run as it was: no --config, --set or --output")
         run = resume_training(resume_dir, log=click.echo)
     else:
         config = load_config(config_path, overrides)
-        if output:
+        if output is not None:
             config.output = output  # a path, not YAML: 2024, null and "a #1" stay as typed
+            validate(config)
         run = train_model(config, log=click.echo)
     click.echo(f"best epoch {run.best_epoch}, {run.seconds:.1f} s; model saved in {run.output}")
     for split, scores in run.scores.items():

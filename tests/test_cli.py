@@ -716,6 +716,35 @@ def test_train_output_is_a_path_as_typed(tmp_path, monkeypatch, output):
     assert not (tmp_path / "model.json").exists()
 
 
+@pytest.mark.parametrize("how", ["--output", "--set"])
+def test_train_output_empty_is_one_line(tmp_path, monkeypatch, how):
+    monkeypatch.chdir(tmp_path)  # where an empty path would have written
+    args = ("--output", "") if how == "--output" else ("--set", "output=''")
+    result = run("train", "--set", "model.hidden=4", *args)
+    assert assert_user_error(result) == "nerwin: output: must name a directory, got ''"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name, text", [("model.json", '{"mine": 1}'), ("weights.npz", "mine")])
+def test_train_leaves_a_model_file_nerwin_did_not_write(tmp_path, name, text):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / name).write_text(text)
+    result = run(*train_args(SAMPLE, tmp_path, "--set", "model.hidden=8"))
+    assert assert_user_error(result) == (
+        f"nerwin: {out / name}: not written by nerwin, so not replaced; "
+        "train into another directory (--output)"
+    )
+    assert (out / name).read_text() == text
+
+
+def test_train_sizes_beyond_memory_are_one_line(tmp_path):
+    result = run(*train_args(SAMPLE, tmp_path, "--set", "model.hidden=1000000000000"))
+    message = assert_user_error(result)
+    assert message.startswith("nerwin: out of memory (Unable to allocate")
+    assert message.endswith("are the config's sizes right?")
+
+
 def test_train_negative_seed(tmp_path):
     data = sample_dir(tmp_path, "Peter B-PER\n")
     assert_user_error(run(*train_args(data, tmp_path, "--set", "train.seed=-1")), "train.seed")

@@ -39,11 +39,17 @@ def test_gzip_and_word2vec_header(tmp_path):
 
 @pytest.mark.parametrize(
     ("text", "line", "phrase"),
-    [("a 1 2\nb 1\n", 2, "expected a word and 2 numbers"), ("a 1 x\n", 1, "not a number")],
+    [
+        ("a 1 2\nb 1\n", 2, "expected a word and 2 numbers"),
+        ("a 1 x\n", 1, "not a number"),
+        ("a 1 2\nb nan 2\n", 2, "not a finite float32"),
+        ("a 1 2\r\nb 1e39 2\r\n", 2, "not a finite float32"),
+        ("a 1 2\nb\xe9 1 2\n", 2, r"not UTF-8 \(invalid continuation byte at byte 1\)"),
+    ],
 )
 def test_malformed_vectors_name_the_line(tmp_path, text, line, phrase):
     path = tmp_path / "v.txt"
-    path.write_text(text)
+    path.write_bytes(text.encode("latin-1"))
     with pytest.raises(DataError, match=phrase) as err:
         load_vectors(str(path))
     assert err.value.line == line

@@ -133,9 +133,13 @@ def _load_text(path: Path) -> tuple[list[str], np.ndarray]:
         if len(fields) - 1 != dim or dim < 1:
             raise DataError(path, line_no, f"expected a word and {dim} numbers")
         try:
-            rows.append(np.array(fields[1:], dtype=np.float32))
+            with np.errstate(over="ignore"):  # beyond float32: inf, refused below
+                row = np.array(fields[1:], dtype=np.float32)
         except ValueError:
             raise DataError(path, line_no, "a vector component is not a number") from None
+        if not np.isfinite(row).all():  # nan, inf, or beyond float32: training would diverge
+            raise DataError(path, line_no, "a vector component is not a finite float32")
+        rows.append(row)
         words.append(fields[0])
     if not rows:
         raise DataError(path, None, "no vectors found")
@@ -144,11 +148,14 @@ def _load_text(path: Path) -> tuple[list[str], np.ndarray]:
 
 def _lines(path: Path) -> Iterator[tuple[int, list[str]]]:
     opener = gzip.open if path.suffix == ".gz" else open
+    line_no = 0
     try:
-        with opener(path, "rt", encoding="utf-8") as file:
-            for line_no, line in enumerate(file, start=1):
-                fields = line.rstrip("\n").rstrip(" ").split(" ")
+        with opener(path, "rb") as file:
+            for line_no, raw in enumerate(file, start=1):
+                fields = raw.decode("utf-8").rstrip("\r\n").rstrip(" ").split(" ")
                 if fields != [""]:
                     yield line_no, fields
-    except (UnicodeDecodeError, OSError, EOFError) as err:
+    except UnicodeDecodeError as err:
+        raise DataError(path, line_no, f"not UTF-8 ({err.reason} at byte {err.start})") from None
+    except (OSError, EOFError) as err:
         raise DataError(path, None, f"cannot read vectors: {err}") from None
