@@ -138,39 +138,35 @@ def viterbi_decode_batch(
 
 
 def _viterbi_rows(log_p: np.ndarray, bounds: np.ndarray, labels: Sequence[str]) -> np.ndarray:
-    """The Viterbi label index of every row of log_p: shape (N, C), sentences at ``bounds``.
+    """The Viterbi label index of every row of log_p: shape (N, C), sentences at ``bounds``,
+    none of them empty.
 
     Sentences are sorted longest first and advanced together, one numpy step
-    per position: at position t only the first ``running[t]`` rows, the
-    sentences longer than t, are touched, so the work is that of N tokens.
-    Returns shape (N,).
+    per position: at position t only the first ``running[t]`` sentences, those
+    longer than t, are touched, so work and memory are those of N tokens
+    (one long sentence among short ones pads nothing). Returns shape (N,).
     """
-    lengths = np.diff(bounds)  # (S,)
-    num_sentences, longest = len(lengths), int(lengths.max())
+    lengths = np.diff(bounds)  # (S,) each at least 1
+    longest = int(lengths.max())
     order = np.argsort(-lengths, kind="stable")  # rank -> sentence, longest first
-    rank = np.empty(num_sentences, dtype=np.int64)
-    rank[order] = np.arange(num_sentences)
-    running = num_sentences - np.cumsum(np.bincount(lengths, minlength=longest))  # (T,)
-    position = np.arange(len(log_p)) - np.repeat(bounds[:-1], lengths)  # (N,)
-    ranked_rows = np.repeat(rank, lengths)  # (N,)
-    ranked = np.zeros((num_sentences, longest, len(labels)))  # (S, T, C)
-    ranked[ranked_rows, position] = log_p
+    starts = bounds[:-1][order]  # (S,) each ranked sentence's first row
+    running = len(lengths) - np.cumsum(np.bincount(lengths, minlength=longest))[:longest]
     start_allowed, trans_penalty = _constraints(tuple(labels))
-    score = np.where(start_allowed, ranked[:, 0], -np.inf)  # (S, C)
-    back_pointers = np.zeros((num_sentences, longest, len(labels)), dtype=np.int64)
+    score = np.where(start_allowed, log_p[starts], -np.inf).astype(np.float64)  # (S, C)
+    back_pointers = []  # [t - 1]: shape (running[t], C), the best previous tag at position t
     for t in range(1, longest):
         k = running[t]
         candidates = score[:k, :, None] + trans_penalty  # (k, C, C) [sentence, previous, next]
-        back_pointers[:k, t] = np.argmax(candidates, axis=1)
-        score[:k] = candidates.max(axis=1) + ranked[:k, t]
-    best = np.zeros((num_sentences, longest), dtype=np.int64)  # (S, T)
-    current = np.argmax(score, axis=1)  # (S,) the last tag of each sentence
-    best[:, -1] = current
-    for t in range(longest - 2, -1, -1):
-        k = running[t + 1]  # the sentences that go on after t: step back from t + 1
-        current[:k] = back_pointers[np.arange(k), t + 1, current[:k]]
-        best[:, t] = current
-    return best[ranked_rows, position]
+        back_pointers.append(np.argmax(candidates, axis=1))
+        score[:k] = candidates.max(axis=1) + log_p[starts[:k] + t]
+    best = np.empty(len(log_p), dtype=np.int64)
+    current = np.argmax(score, axis=1)  # (S,) each sentence's tag at its last position
+    for t in range(longest - 1, 0, -1):
+        k = running[t]  # the sentences that reach position t: there, current is their tag
+        best[starts[:k] + t] = current[:k]
+        current[:k] = back_pointers[t - 1][np.arange(k), current[:k]]
+    best[starts] = current
+    return best
 
 
 def decode_batch(

@@ -1,4 +1,5 @@
 import itertools
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -276,3 +277,21 @@ def test_batch_breaks_ties_of_log_p_as_viterbi_decode_does():
     p_tag = np.array([[low, 0.05, 0.05, high, 1 - low - high - 0.1]], dtype=np.float32)
     assert viterbi_decode(p_tag, LABELS) == ["O"]  # the tie goes to the lower label index
     assert viterbi_decode_batch(p_tag, np.array([0, 1]), LABELS) == [["O"]]
+
+
+def test_batched_viterbi_of_one_long_sentence_among_short_ones_pads_nothing():
+    from nerwin.decode import viterbi_decode_batch
+
+    rng = np.random.default_rng(5)
+    labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    lengths = [3] * 500 + [5_000]  # padded to the longest: 500 x 5,000 x 5 x 16 bytes
+    p_tag = rng.dirichlet(np.full(len(labels), 0.3), size=sum(lengths)).astype(np.float32)
+    p_tag[:, 2] += 1.0  # I-PER first: every sentence breaks IOB2, all go to the programme
+    bounds = np.r_[0, np.cumsum(lengths)]
+    tracemalloc.start()
+    got = viterbi_decode_batch(p_tag, bounds, labels)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 20 * p_tag.nbytes  # of the order of N x C, not S x longest x C (200 MB)
+    pairs = zip(bounds[:-1], bounds[1:], strict=True)
+    assert got == [viterbi_decode(p_tag[a:b], labels) for a, b in pairs]
