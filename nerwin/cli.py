@@ -34,6 +34,7 @@ from nerwin.train import resume as resume_training
 from nerwin.train import train as train_model
 
 DEFAULT_MODEL = Config().output  # where `nerwin train` saves unless told otherwise
+INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C (128 + SIGINT)
 
 
 def user_errors(command):
@@ -151,6 +152,8 @@ def train(config_path, overrides, output, resume_dir):
     click.echo(f"best epoch {run.best_epoch}, {run.seconds:.1f} s; model saved in {run.output}")
     for split, scores in run.scores.items():
         click.echo(f"\n== {split} ==\n{format_report(scores)}")
+    if run.interrupted:
+        sys.exit(INTERRUPTED)
 
 
 @main.command(name="eval")
@@ -160,9 +163,8 @@ def train(config_path, overrides, output, resume_dir):
     "--format",
     "output_format",
     type=click.Choice(["table", "conlleval", "json"]),
-    default="table",
-    show_default=True,
-    help="table: every view of the errors; conlleval: conlleval.pl's report; json: all numbers.",
+    help="table (the default): every view of the errors; conlleval: conlleval.pl's report; "
+    "json: all numbers.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option(
@@ -183,6 +185,8 @@ def train(config_path, overrides, output, resume_dir):
 @user_errors
 def eval_command(model_dir, file, output_format, as_json, worst, write_predictions):
     """Score a model on a CoNLL FILE: entities per type, binary detection, errors, calibration."""
+    if as_json and output_format not in (None, "json"):
+        raise NerwinError(f"--json and --format {output_format}: choose one")
     model = WindowTagger.load(model_dir)
     data = model.config.data
     sentences = read_conll(

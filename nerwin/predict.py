@@ -151,8 +151,12 @@ def tag_stream(
 
 
 def tag_text_lines(model: WindowTagger, lines: Iterable[str]) -> Iterator[Tagged]:
-    """Raw text, one sentence per line (blank lines skipped) -> tagged sentences with offsets."""
-    texts = (line.rstrip("\r\n") for line in lines if line.strip())
+    """Raw text, one sentence per line -> tagged sentences with offsets, one per line.
+
+    A blank line is a sentence of no tokens, so the output keeps the input's
+    lines (jsonl) and paragraphs (inline).
+    """
+    texts = (line.rstrip("\r\n") for line in lines)
     split = ((text, *tokenize(text, model.tokenizer)) for text in texts)  # (text, tokens, offsets)
     for chunk in batches(split, lambda item: len(item[1])):
         tagged = tag_batch(model, [tokens for _, tokens, _ in chunk])
@@ -205,7 +209,13 @@ def write_prediction_file(path, sentences: Sequence[Sentence], pred: list[list[s
 
 
 def format_conll(tagged: Tagged, labels: Sequence[str], scheme: str = "IOB2") -> str:
-    """token, tag (in ``scheme``), P(tag), P(entity) per line, then a blank line."""
+    """token, tag (in ``scheme``), P(tag), P(entity) per line, then a blank line.
+
+    A sentence of no tokens (a blank line of text) has no lines: in CoNLL a
+    blank line only ends a sentence.
+    """
+    if not tagged.tokens:
+        return ""
     p_chosen = [f"{p:.4f}" for p in tagged.tag_probabilities(labels).tolist()]
     p_entity = [f"{p:.4f}" for p in tagged.p_ent.tolist()]  # Python floats format faster
     out = io.StringIO()

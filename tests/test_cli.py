@@ -232,6 +232,12 @@ def _first_test_sentence():
     return sentence.tokens, sentence.tags
 
 
+@pytest.mark.parametrize("output_format", ["table", "conlleval"])
+def test_eval_json_with_another_format_is_one_line(model_dir, output_format):
+    result = run("eval", "--model", model_dir, TEST_FILE, "--json", "--format", output_format)
+    assert assert_user_error(result) == f"nerwin: --json and --format {output_format}: choose one"
+
+
 def test_eval_errors_must_not_be_negative(model_dir):
     result = run("eval", "--model", model_dir, TEST_FILE, "--errors", "-3")
     assert result.exit_code == 2
@@ -275,18 +281,24 @@ def test_predict_text_to_conll(model_dir, tmp_path):
     assert any(tag != "O" for tag in tags)
 
 
-def test_predict_skips_blank_lines(model_dir, tmp_path):
-    path = write(tmp_path / "input.txt", f"\n{SENTENCES[0]}\n\n   \n{SENTENCES[1]}\n\n")
+def test_predict_gives_every_input_line_its_record(model_dir, tmp_path):
+    lines = ["", SENTENCES[0], "", "   ", SENTENCES[1], ""]
+    path = write(tmp_path / "input.txt", "\n".join(lines) + "\n")
     sentences = parse_conll_output(assert_ok(run("predict", "--model", model_dir, path)))
-    assert len(sentences) == 2
+    assert [len(s) for s in sentences] == [len(SENTENCES[0].split()), len(SENTENCES[1].split())]
+    args = ("predict", "--model", model_dir, "--output-format")
+    jsonl = assert_ok(run(*args, "jsonl", path)).splitlines()
+    assert [json.loads(record)["text"] for record in jsonl] == lines
+    inline = assert_ok(run(*args, "inline", path)).split("\n")
+    assert [line == "" for line in inline[:-1]] == [line == "" for line in lines]  # paragraphs
 
 
 def test_predict_jsonl(model_dir, tmp_path):
-    text = f"{SENTENCES[0]}\n\n{SENTENCES[1]}\n{SENTENCES[2]}\n"
+    text = f"{SENTENCES[0]}\n{SENTENCES[1]}\n{SENTENCES[2]}\n"
     path = write(tmp_path / "input.txt", text)
     stdout = assert_ok(run("predict", "--model", model_dir, "--output-format", "jsonl", path))
     records = [json.loads(line) for line in stdout.splitlines()]
-    assert len(records) == 3  # one per non-blank line
+    assert len(records) == 3  # one per line
     assert [r["text"] for r in records] == SENTENCES
     found = 0
     for record in records:

@@ -150,7 +150,7 @@ def test_a_line_longer_than_the_budget_is_tagged_as_one_sentence(tmp_path, monke
 
     monkeypatch.setattr(type(model), "token_probabilities", counted)
     monkeypatch.setattr(predict, "TOKENS_PER_BATCH", 64)
-    (pieced,) = predict.tag_text_lines(model, [line, ""])
+    (pieced,) = predict.tag_text_lines(model, [line])
     k = model.config.features.window
     assert len(pieced.tokens) == 500 and max(calls) <= 64 + 2 * k and len(calls) == 8
     assert pieced.tags == whole.tags and pieced.offsets == whole.offsets

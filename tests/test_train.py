@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from nerwin import train as train_module
 from nerwin.checkpoint import CHECKPOINT
+from nerwin.cli import main
 from nerwin.config import load_config
 from nerwin.data.conll import read_conll
 from nerwin.errors import ModelError, OutputError
@@ -144,6 +146,19 @@ def test_ctrl_c_inside_a_step_finishes_that_batch_and_keeps_its_weights(tmp_path
     assert "interrupted: keeping the last complete batch's model" in (
         (tmp_path / "train.log").read_text()
     )
+
+
+def test_nerwin_train_stopped_by_ctrl_c_exits_130(tmp_path, monkeypatch):
+    """So that `nerwin train && next-step` does not go on with a model half trained."""
+    ctrl_c_inside_step(monkeypatch, step=5)
+    args = ["train", "--set", f"data.dir={SAMPLE}", "--set", "model.hidden=8", "--output", tmp_path]
+    try:
+        result = CliRunner().invoke(main, [str(arg) for arg in args])
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped nerwin train")
+    assert result.exit_code == 130, result.output
+    assert "interrupted: keeping the last complete batch's model" in result.output
+    assert (tmp_path / "weights.npz").is_file()
 
 
 def test_ctrl_c_in_a_later_epoch_keeps_the_best_epochs_weights(tmp_path, monkeypatch):
