@@ -295,7 +295,7 @@ def test_overlap_with_the_training_file(tmp_path):
     )
     finding = only(validate([train, test]), "overlap")
     assert (finding.severity, finding.count, finding.lines) == ("warning", 2, (8, 13))
-    assert "2 of 3 sentences" in finding.message
+    assert "2 of the 3 sentences of 3+ tokens with a letter or digit (66.7%)" in finding.message
     assert "1 of them tagged differently" in finding.message
     assert f"{train}:1" in finding.message
 

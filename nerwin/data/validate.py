@@ -456,7 +456,13 @@ def _read_file(
     lines = _decode(scanned, data, encoding)
     _split_sentences(scanned, lines, token_column, tag_column)
     if not scanned.sentences:
-        what = "the file is empty" if not data.strip() else "only blank and -DOCSTART- lines"
+        what = (
+            "the file is empty"
+            if not data
+            else "only blank lines"
+            if not data.strip()
+            else "only blank and -DOCSTART- lines"
+        )
         scanned.add("error", "empty-file", f"no sentences: {what}")
     return scanned
 
@@ -544,7 +550,7 @@ def _split_sentences(
     if bad_width.count:
         message = (
             f"column count differs from line {width_line}'s {width}"
-            f" ({bad_width.where()}; the first has {bad_width.example})"
+            f" ({bad_width.where()}; the first of them has {bad_width.example} columns)"
         )
         scanned.add_tally("error", "columns", message, bad_width)
     if docstart_inside.count:
@@ -788,8 +794,12 @@ def _check_overlap(
         if twin is not None:
             overlap.add(sentence.line, (sentence, twin))
             tagged_differently += _iob2(twin, train.scheme) != _iob2(sentence, other.scheme)
+    compared = f"{MIN_OVERLAP_TOKENS}+ tokens with a letter or digit"
     if not overlap.count:
-        message = f"no sentence also in {train.file} ({_plural(checked, 'sentence')} compared)"
+        message = (
+            f"no sentence also in {train.file} "
+            f"({_plural(checked, 'sentence')} of {compared} compared)"
+        )
         other.add("info", "overlap", message)
         return
     rate = overlap.count / checked
@@ -797,7 +807,8 @@ def _check_overlap(
     text = " ".join(sentence.tokens)
     text = text if len(text) <= 60 else text[:59] + "…"
     message = (
-        f"{overlap.count:,} of {checked:,} sentences ({100 * rate:.1f}%) also in {train.file}"
+        f"{overlap.count:,} of the {checked:,} sentences of {compared} ({100 * rate:.1f}%)"
+        f" also in {train.file}"
         f" ({overlap.line_list()}); e.g. {text!r} = {train.file}:{twin.line}"
     )
     if tagged_differently:
