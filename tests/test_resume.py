@@ -31,6 +31,7 @@ TRAIN = [
     sys.executable, "-m", "nerwin.cli", "train", "--config", str(REPO / "configs" / "sample.yaml"),
     "--set", f"data.dir={SAMPLE}", "--set", "train.epochs=3", "--set", "train.batch_size=8",
     "--set", "train.checkpoint_batches=25", "--set", "model.dropout=0.2",
+    "--set", "model.hidden=32",  # small: the test is about the state a checkpoint restores
 ]  # fmt: skip
 
 

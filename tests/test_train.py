@@ -62,13 +62,13 @@ def test_best_epoch_is_the_best_dev_f1(sample_run):
 
 
 def test_same_seed_same_weights_bit_for_bit(tmp_path):
+    small = ("train.epochs=2", "model.hidden=16")
     runs = [
-        train(sample_config(tmp_path / str(i), "train.epochs=2"), log=lambda line: None)
-        for i in range(2)
+        train(sample_config(tmp_path / str(i), *small), log=lambda line: None) for i in range(2)
     ]
     for name, array in runs[0].model.params.items():
         assert array.tobytes() == runs[1].model.params[name].tobytes(), name
-    other = train(sample_config(tmp_path / "other", "train.epochs=2", "train.seed=2"), log=print)
+    other = train(sample_config(tmp_path / "other", *small, "train.seed=2"), log=print)
     assert other.model.params["hidden.W"].tobytes() != runs[0].model.params["hidden.W"].tobytes()
 
 
