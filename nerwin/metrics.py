@@ -462,7 +462,9 @@ def format_conlleval(counts: dict) -> str:
         lines.append(f"accuracy: {accuracy:6.2f}%; {scores}")
     for name, row in counts["per_type"].items():
         scores = _conlleval_scores(*_conlleval_prf(row["correct"], row["gold"], row["found"]))
-        lines.append(f"{name:>17}: {scores}  {row['found']}")
+        # printf "%17s" in Perl pads to 17 bytes of the UTF-8 name, not 17 characters.
+        padding = " " * max(0, 17 - len(name.encode("utf-8")))
+        lines.append(f"{padding}{name}: {scores}  {row['found']}")
     return "\n".join(lines) + "\n"
 
 

@@ -276,6 +276,12 @@ def test_format_conlleval_is_conllevals_text():
     )
 
 
+def test_format_conlleval_pads_a_type_name_to_17_bytes_as_perl_does():
+    counts = conlleval_counts([["B-ÉVÉNEMENT"]], [["B-ÉVÉNEMENT"]])
+    line = format_conlleval(counts).splitlines()[-1]
+    assert line.startswith(" " * 6 + "ÉVÉNEMENT: ")  # 11 bytes of UTF-8, 9 characters
+
+
 def test_format_conlleval_without_tokens_prints_one_line():
     assert format_conlleval(conlleval_counts([], [])) == (
         "processed 0 tokens with 0 phrases; found: 0 phrases; correct: 0.\n"
