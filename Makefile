@@ -34,10 +34,14 @@ format: install
 gradcheck: install
 	$(BIN)/nerwin gradcheck --config $(CONFIG)
 
-eval: install
+# eval and predict train the model first when there is none.
+$(MODEL)/model.json: | install
+	$(BIN)/nerwin train --config $(CONFIG) --output $(MODEL)
+
+eval: $(MODEL)/model.json
 	$(BIN)/nerwin eval --model $(MODEL) data/sample/test.conll
 
-predict: install
+predict: $(MODEL)/model.json
 	printf 'Peter Blackburn flew from Brussels to Lisbon on Tuesday .\n' | $(BIN)/nerwin predict --model $(MODEL) -
 
 train-conll: install
@@ -51,4 +55,4 @@ bench-accuracy: install
 	$(BIN)/python bench/accuracy.py --data $(CONLL)
 
 clean:
-	rm -rf $(VENV) runs *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs build dist *.egg-info .pytest_cache .ruff_cache
