@@ -1,4 +1,4 @@
-# Each target works alone on a fresh machine: the venv is made on first use.
+# Each target makes the venv on first use; eval and predict read the model `make train` makes.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -34,14 +34,10 @@ format: install
 gradcheck: install
 	$(BIN)/nerwin gradcheck --config $(CONFIG)
 
-# eval and predict train the model first when there is none.
-$(MODEL)/model.json: | install
-	$(BIN)/nerwin train --config $(CONFIG) --output $(MODEL)
-
-eval: $(MODEL)/model.json
+eval: install
 	$(BIN)/nerwin eval --model $(MODEL) data/sample/test.conll
 
-predict: $(MODEL)/model.json
+predict: install
 	printf 'Peter Blackburn flew from Brussels to Lisbon on Tuesday .\n' | $(BIN)/nerwin predict --model $(MODEL) -
 
 train-conll: install

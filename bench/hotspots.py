@@ -142,7 +142,8 @@ def preloading(model: WindowTagger, tokens: list[str]) -> dict:
         ):
             yield
 
-    return {f"tables, {len(tokens):,} training tokens preloaded": setting}
+    rows = PRELOADED * inference.CAPACITY
+    return {f"tables of {rows:,} rows, {len(tokens):,} training tokens preloaded": setting}
 
 
 # Phases of the "tables" path, timed inside it: (Projections method, what it does)
@@ -217,8 +218,9 @@ def compare_forward(model, batches, settings: dict, rounds: int = 5) -> None:
     print(
         f"\nForward pass on the same {len(batches)} batches, {tokens} tokens, median of {rounds}:"
     )
+    width = max(map(len, settings))
     for path in settings:
-        line = f"  {path:<36} {statistics.median(times[path, False]):.3f} s"
+        line = f"  {path:<{width}} {statistics.median(times[path, False]):.3f} s"
         if times[path, True]:
             line += (
                 f", again with the tables it has then {statistics.median(times[path, True]):.3f} s"

@@ -130,16 +130,16 @@ def restore_checkpoint(
     if order is not None:
         _check_order(path, order, windows)
     progress = _read_progress(path, meta.get("progress"), order, windows)
-    for key, target in targets.items():
-        target[...] = arrays[key]
-    try:
+    try:  # checked before the parameters are overwritten
         steps, lr = meta["optimizer"]["steps"], meta["optimizer"]["lr"]
         if not (_valid_field(steps, 0) and _valid_field(lr, 0.0) and lr > 0):
             raise ValueError(f"optimizer steps {steps!r}, lr {lr!r}")
-        optimizer.steps, optimizer.lr = steps, float(lr)
-        rng.bit_generator.state = meta["rng"]
+        rng.bit_generator.state = meta["rng"]  # the generator checks the state it is given
     except (KeyError, TypeError, ValueError) as err:
         raise ModelError(f"{path}: damaged checkpoint ({type(err).__name__}: {err})") from None
+    for key, target in targets.items():
+        target[...] = arrays[key]
+    optimizer.steps, optimizer.lr = steps, float(lr)
     return progress
 
 
@@ -363,21 +363,31 @@ def start_run(run_dir: Path, config: Config) -> None:
 
 
 def _refuse_others_files(run_dir: Path) -> None:
-    """OutputError if ``run_dir`` holds a model.json or weights.npz of no nerwin run."""
-    if (run_dir / MANIFEST).exists() or (run_dir / CHECKPOINT).exists():
-        return  # a run's directory
-    meta = run_dir / META_FILE
-    try:
-        stored = json.loads(meta.read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # absent or unreadable
-        stored = None
-    ours = isinstance(stored, dict) and "format_version" in stored
-    for name in (META_FILE, WEIGHTS_FILE):
-        if (run_dir / name).exists() and not ours:
+    """OutputError if ``run_dir`` holds a file start_run removes but no nerwin run is there.
+
+    A run is known by its model.json (which records nerwin's version) or its
+    run.json (which records nerwin among its packages).
+    """
+    if _written_by_nerwin(run_dir / META_FILE) or _written_by_nerwin(run_dir / MANIFEST):
+        return
+    for name in (CHECKPOINT, WEIGHTS_FILE, META_FILE):
+        if (run_dir / name).exists():
             raise OutputError(
-                f"{run_dir / name}: not written by nerwin, so not replaced; "
-                "train into another directory (--output)"
+                f"{run_dir / name}: not beside a nerwin run's model.json or run.json, so not "
+                "replaced; train into another directory (--output)"
             )
+
+
+def _written_by_nerwin(path: Path) -> bool:
+    """Whether ``path`` is a model.json or run.json that nerwin wrote."""
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # absent or unreadable
+        return False
+    if not isinstance(stored, dict):
+        return False
+    packages = stored.get("packages")
+    return "nerwin_version" in stored or (isinstance(packages, dict) and "nerwin" in packages)
 
 
 def write_manifest(run_dir: Path, config: Config) -> None:

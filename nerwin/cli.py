@@ -40,8 +40,8 @@ INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C (128 + SIG
 def user_errors(command):
     """Turn a NerwinError into ``nerwin: <message>`` on stderr and exit code 2.
 
-    A MemoryError too: sizes in a config (model.hidden, a dimension, the
-    window) decide what nerwin allocates, so it is the user's to fix.
+    A MemoryError too: what nerwin allocates follows from what the user
+    asks (a config's sizes, a file's longest sentence).
     """
 
     @functools.wraps(command)
@@ -52,7 +52,7 @@ def user_errors(command):
             click.echo(f"nerwin: {err}", err=True)
             sys.exit(2)
         except MemoryError as err:
-            click.echo(f"nerwin: out of memory ({err}); are the config's sizes right?", err=True)
+            click.echo(f"nerwin: out of memory ({err})", err=True)
             sys.exit(2)
 
     return wrapper

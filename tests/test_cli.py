@@ -464,6 +464,7 @@ def make_file(path: Path) -> str:
 
 def make_checkpoint_a_directory(path: Path) -> str:
     (path / "checkpoint.npz").mkdir(parents=True)
+    (path / "model.json").write_text('{"nerwin_version": "0.1.0"}')  # a run's directory
     return f"{path / 'checkpoint.npz'}: cannot write (Is a directory)"
 
 
@@ -737,15 +738,27 @@ def test_train_output_empty_is_one_line(tmp_path, monkeypatch, how):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("name, text", [("model.json", '{"mine": 1}'), ("weights.npz", "mine")])
-def test_train_leaves_a_model_file_nerwin_did_not_write(tmp_path, name, text):
+OTHERS_FILES = {
+    "model.json": {"model.json": '{"mine": 1}'},
+    "model.json with a format_version": {"model.json": '{"format_version": 1}'},
+    "weights.npz": {"weights.npz": "mine"},
+    "checkpoint.npz": {"checkpoint.npz": ""},
+    "model.json beside another's run.json": {"run.json": '{"tool": 1}', "model.json": "{}"},
+}
+
+
+@pytest.mark.parametrize("files", OTHERS_FILES)
+def test_train_leaves_a_model_file_nerwin_did_not_write(tmp_path, files):
     out = tmp_path / "out"
     out.mkdir()
-    (out / name).write_text(text)
+    for file_name, content in OTHERS_FILES[files].items():
+        (out / file_name).write_text(content)
+    name = next(n for n in ("checkpoint.npz", "weights.npz", "model.json") if (out / n).exists())
+    text = (out / name).read_text()
     result = run(*train_args(SAMPLE, tmp_path, "--set", "model.hidden=8"))
     assert assert_user_error(result) == (
-        f"nerwin: {out / name}: not written by nerwin, so not replaced; "
-        "train into another directory (--output)"
+        f"nerwin: {out / name}: not beside a nerwin run's model.json or run.json, so not "
+        "replaced; train into another directory (--output)"
     )
     assert (out / name).read_text() == text
 
@@ -754,7 +767,6 @@ def test_train_sizes_beyond_memory_are_one_line(tmp_path):
     result = run(*train_args(SAMPLE, tmp_path, "--set", "model.hidden=1000000000000"))
     message = assert_user_error(result)
     assert message.startswith("nerwin: out of memory (Unable to allocate")
-    assert message.endswith("are the config's sizes right?")
 
 
 def test_train_negative_seed(tmp_path):

@@ -123,6 +123,7 @@ def test_columns_that_differ_from_the_first_line(tmp_path):
     finding = only(report, "columns")
     assert (finding.severity, finding.line, finding.count, finding.lines) == ("error", 3, 2, (3, 6))
     assert "line 1's 3" in finding.message
+    assert "(2 times, lines 3, 6; the first of them has 2 columns)" in finding.message
     assert report.exit_code == 2
 
 
@@ -243,6 +244,20 @@ def test_empty_and_missing_files_are_errors(tmp_path):
         (str(tmp_path / "missing.conll"), "no-file", "error"),
     ]
     assert report.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "text, what",
+    [
+        ("", "the file is empty"),
+        ("\n \n\n", "only blank lines"),
+        ("\ufeff\n\n", "only blank lines"),
+        ("-DOCSTART- O\n\n", "only blank and -DOCSTART- lines"),
+    ],
+)
+def test_a_file_without_sentences_says_what_it_holds(tmp_path, text, what):
+    finding = only(validate([write(tmp_path, "f.conll", text)]), "empty-file")
+    assert finding.message == f"no sentences: {what}"
 
 
 def test_a_file_without_entities_is_a_warning(tmp_path):

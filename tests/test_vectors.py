@@ -55,6 +55,19 @@ def test_malformed_vectors_name_the_line(tmp_path, text, line, phrase):
     assert err.value.line == line
 
 
+@pytest.mark.parametrize(
+    "text",
+    [b"a 1 2\nb 3 4\n", b"a 1 2\r\nb 3 4\r\n", b"a 1 2\rb 3 4\r", b"\xef\xbb\xbfa 1 2\nb 3 4"],
+    ids=["LF", "CRLF", "CR", "BOM"],
+)
+def test_vectors_lines_end_as_text_files_end(tmp_path, text):
+    path = tmp_path / "v.txt"
+    path.write_bytes(text)
+    vectors = load_vectors(str(path))
+    assert vectors.words == ["a", "b"]
+    np.testing.assert_array_equal(vectors.matrix, [[1, 2], [3, 4]])
+
+
 def test_missing_vectors_file(tmp_path):
     with pytest.raises(DataError, match="no such vectors file"):
         load_vectors(str(tmp_path / "nope.txt"))

