@@ -114,9 +114,14 @@ def _optional(value: float | None) -> str:
 
 
 def format_calibration(result: dict, title: str) -> str:
-    """A ``calibration`` result as text: a title line with the ECE, then one row per bin."""
-    lines = [f"{title}: ECE {result['ece']:.4f} over {result['count']}"]
-    lines.append(f"{'bin':<9}  {'count':>7}  {'confidence':>10}  {'accuracy':>8}")
+    """A ``calibration`` result as text: a title line with the ECE, then one row per bin.
+
+    "observed" is how often what the probability predicts happened in the
+    bin (the entity is gold, the span is right); the ECE of nothing is n/a.
+    """
+    ece = f"{result['ece']:.4f}" if result["count"] else "n/a"
+    lines = [f"{title}: ECE {ece} over {result['count']}"]
+    lines.append(f"{'bin':<9}  {'count':>7}  {'confidence':>10}  {'observed':>8}")
     for row in result["bins"]:
         span = f"{row['lo']:.2f}-{row['hi']:.2f}"
         confidence, accuracy = _optional(row["mean_confidence"]), _optional(row["accuracy"])
@@ -298,7 +303,8 @@ def format_explanation(result: dict) -> str:
         "",
         "== spans ==",
         f"unlabelled spans (types ignored): P {p}  R {r}  F1 {f}",
-        f"type accuracy where the boundaries are right: {percent(typed['accuracy'])}"
+        "type accuracy where the boundaries are right: "
+        f"{percent(typed['accuracy']) if typed['spans'] else 'n/a'}"
         f" ({typed['correct']} of {typed['spans']})",
         "",
         "== calibration ==",
@@ -306,7 +312,7 @@ def format_explanation(result: dict) -> str:
         "",
         format_calibration(result["calibration"]["span"], "span confidence vs span correct"),
     ]
-    if "span_unscaled" in result["calibration"]:
+    if "span_unscaled" in result["calibration"] and result["calibration"]["span"]["count"]:
         before = result["calibration"]["span_unscaled"]["ece"]
         after = result["calibration"]["span"]["ece"]
         sections.append(

@@ -26,6 +26,7 @@ from nerwin.metrics import conlleval_lines, evaluate_tags
 from nerwin.model import WindowTagger, atomic_write
 from nerwin.nn.gates import softmax
 
+DIGITS = 4  # of the probabilities predict prints, and that --min-confidence compares
 SENTENCES_PER_BATCH = 512
 # Tokens of one forward pass: its hidden layer is (tokens, H) floats, 20 MB at H = 300.
 TOKENS_PER_BATCH = 16384
@@ -56,9 +57,11 @@ class Tagged:
         return self.p_tag[np.arange(len(self.tags)), [index[t] for t in self.tags]]
 
     def drop_unsure(self, labels: Sequence[str], min_confidence: float) -> None:
-        """Tag O every span whose confidence is below ``min_confidence``."""
+        """Tag O every span whose confidence, to DIGITS decimals as printed, is below
+        ``min_confidence``."""
         for entity_type, start, end in spans(self.tags):
-            if span_confidence(self.p_tag, labels, (entity_type, start, end)) < min_confidence:
+            confidence = span_confidence(self.p_tag, labels, (entity_type, start, end))
+            if round(confidence, DIGITS) < min_confidence:
                 self.tags[start:end] = ["O"] * (end - start)
 
     def entities(self, labels: Sequence[str]) -> list[dict]:
@@ -216,8 +219,8 @@ def format_conll(tagged: Tagged, labels: Sequence[str], scheme: str = "IOB2") ->
     """
     if not tagged.tokens:
         return ""
-    p_chosen = [f"{p:.4f}" for p in tagged.tag_probabilities(labels).tolist()]
-    p_entity = [f"{p:.4f}" for p in tagged.p_ent.tolist()]  # Python floats format faster
+    p_chosen = [f"{p:.{DIGITS}f}" for p in tagged.tag_probabilities(labels).tolist()]
+    p_entity = [f"{p:.{DIGITS}f}" for p in tagged.p_ent.tolist()]  # Python floats: faster
     out = io.StringIO()
     write_conll(out, [(tagged.tokens, tagged.tags, p_chosen, p_entity)], scheme)
     return out.getvalue()
@@ -228,10 +231,10 @@ def format_jsonl(tagged: Tagged, labels: Sequence[str], scheme: str = "IOB2") ->
     record = {
         "tokens": list(tagged.tokens),
         "tags": from_iob2(tagged.tags, scheme),
-        "p_tag": [round(p, 4) for p in tagged.tag_probabilities(labels).tolist()],
-        "p_entity": [round(p, 4) for p in tagged.p_ent.tolist()],
+        "p_tag": [round(p, DIGITS) for p in tagged.tag_probabilities(labels).tolist()],
+        "p_entity": [round(p, DIGITS) for p in tagged.p_ent.tolist()],
         "entities": [
-            {**entity, "confidence": round(entity["confidence"], 4)}
+            {**entity, "confidence": round(entity["confidence"], DIGITS)}
             for entity in tagged.entities(labels)
         ],
     }

@@ -106,10 +106,13 @@ def test_format_calibration():
     text = format_calibration(calibration([0.72, 0.6, 0.5], [True, False, False]), "spans")
     lines = text.splitlines()
     assert lines[0] == "spans: ECE 0.4600 over 3"
-    assert lines[1] == "bin          count  confidence  accuracy"
+    assert lines[1] == "bin          count  confidence  observed"
     assert lines[2] == "0.00-0.10        0           -         -"
     assert lines[9] == "0.70-0.80        1       0.720     1.000"
     assert len(lines) == 12
+    assert format_calibration(calibration([], []), "spans").splitlines()[0] == (
+        "spans: ECE n/a over 0"
+    )
 
 
 # --- worst errors -----------------------------------------------------------------------------

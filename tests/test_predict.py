@@ -49,6 +49,15 @@ def test_drop_unsure_removes_spans_below_the_threshold():
     assert item.tags == ["B-LOC", "O", "O"]
 
 
+def test_drop_unsure_compares_the_confidence_as_printed():
+    item = tagged_text("Paris", ["B-LOC"], confidence=0.93098)
+    (entity,) = json.loads(format_jsonl(item, LABELS))["entities"]
+    item.drop_unsure(LABELS, entity["confidence"])  # 0.931: the span shown is kept
+    assert item.tags == ["B-LOC"]
+    item.drop_unsure(LABELS, 0.9311)
+    assert item.tags == ["O"]
+
+
 def test_every_entity_offset_slices_back_to_its_text():
     text = "Mr. O'Neill met  Jean-Luc Picard in São Paulo, Brazil's biggest city."
     tokens, offsets = tokenize(text)
