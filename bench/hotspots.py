@@ -146,12 +146,9 @@ def preloading(model: WindowTagger, tokens: list[str]) -> dict:
     return {f"tables of {rows:,} rows, {len(tokens):,} training tokens preloaded": setting}
 
 
-# Phases of the "tables" path, timed inside it: (Projections method, what it does)
-PHASES = {
-    "_project_into": "projecting new tokens",
-    "token_rows": "finding each token's row, projecting new ones",
-    "scores": "all of the tables' scores",
-}
+# Projections methods timed inside the "tables" path: projecting new tokens; finding each
+# token's row, projecting new ones; all of the tables' scores. Their differences are phases.
+PHASES = ("_project_into", "token_rows", "scores")
 
 
 def timed(spent: dict, name: str, method):

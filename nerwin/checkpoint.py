@@ -40,6 +40,7 @@ from nerwin.nn.optim import Optimizer
 
 CHECKPOINT = "checkpoint.npz"
 MANIFEST = "run.json"
+RUN_FILES = (CHECKPOINT, WEIGHTS_FILE, META_FILE)  # a new run removes an earlier run's
 FORMAT_VERSION = 1
 
 
@@ -347,13 +348,13 @@ def start_run(run_dir: Path, config: Config) -> None:
     """Make ``run_dir`` a new run's: drop an earlier run's checkpoint and model, write run.json.
 
     The checkpoint goes first: whatever happens next, ``--resume`` can no
-    longer pick up the earlier run beside this run's manifest. A model.json
-    or weights.npz that no nerwin run wrote is the user's: OutputError, and
-    nothing is removed.
+    longer pick up the earlier run beside this run's manifest. Any of these
+    files in a directory that holds no nerwin run is the user's: OutputError,
+    and nothing is removed.
     """
     _refuse_others_files(run_dir)
     try:
-        for name in (CHECKPOINT, WEIGHTS_FILE, META_FILE):
+        for name in RUN_FILES:
             (run_dir / name).unlink(missing_ok=True)
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -370,7 +371,7 @@ def _refuse_others_files(run_dir: Path) -> None:
     """
     if _written_by_nerwin(run_dir / META_FILE) or _written_by_nerwin(run_dir / MANIFEST):
         return
-    for name in (CHECKPOINT, WEIGHTS_FILE, META_FILE):
+    for name in RUN_FILES:
         if (run_dir / name).exists():
             raise OutputError(
                 f"{run_dir / name}: not beside a nerwin run's model.json or run.json, so not "

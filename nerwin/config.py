@@ -226,7 +226,7 @@ def validate(config: Config, where: dict[str, str] | None = None) -> None:
         if not 0.0 <= get(key) < 1.0:
             fail(key, f"must be in [0, 1), got {get(key)}")
     if not config.output:
-        raise ConfigError(f"{where.get('output', '')}output: must name a directory, got ''")
+        fail("output", "must name a directory, got ''")
     check_encoding(config.data.encoding, f"{where.get('data.encoding', '')}data.encoding: ")
 
 

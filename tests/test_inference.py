@@ -49,10 +49,15 @@ def make_model(
     return WindowTagger(config, vocabs, LABELS, params, rng)
 
 
+def graph_probabilities(model: WindowTagger, sentences):
+    """(p_ent, p_tag) from the graph, the reference path, for ``sentences``."""
+    windows = encode_windows(sentences, model.vocabs, model.config.features.window)
+    return model.probabilities(model.feeds(windows, np.arange(len(windows))))
+
+
 def graph_and_frozen(model: WindowTagger, sentences, capacity: int = CAPACITY):
     """(p_ent, p_tag) from the graph, then from the frozen model, for ``sentences``."""
-    windows = encode_windows(sentences, model.vocabs, model.config.features.window)
-    graph = model.probabilities(model.feeds(windows, np.arange(len(windows))))
+    graph = graph_probabilities(model, sentences)
     model.freeze(capacity)
     lengths = np.array([len(s) for s in sentences])
     ids = model.encoder.ids([token for s in sentences for token in s])
@@ -73,8 +78,7 @@ def test_frozen_model_gives_the_graphs_probabilities(window, activation):
 def test_any_block_size_gives_the_graphs_probabilities(block, monkeypatch):
     monkeypatch.setattr(inference, "BLOCK", block)  # many blocks in each thread's half
     model = make_model(dtype=np.float64)
-    windows = encode_windows(TEXT, model.vocabs, 2)
-    expected = model.probabilities(model.feeds(windows, np.arange(len(windows))))
+    expected = graph_probabilities(model, TEXT)
     model.freeze()
     ids = model.encoder.ids([token for s in TEXT for token in s])
     got = model.token_probabilities(ids, np.array([len(s) for s in TEXT]))
@@ -94,8 +98,7 @@ def test_a_small_memory_evicts_and_still_agrees():
     model = make_model(dtype=np.float64)
     sentences = TEXT * 3
     # Room for 20 tokens: every batch below brings new ones, so rows are reused.
-    windows = encode_windows(sentences, model.vocabs, 2)
-    expected = model.probabilities(model.feeds(windows, np.arange(len(windows))))[1]
+    expected = graph_probabilities(model, sentences)[1]
     model.freeze(capacity=RESERVED_ROWS + 20)
     got = []
     for sentence in sentences:
@@ -234,7 +237,7 @@ def test_threads_sharing_a_frozen_model_get_the_graphs_probabilities():
     rng = np.random.default_rng(0)
     batches = [[list(rng.choice(words, size=6)) for _ in range(4)] for _ in range(300)]
     reference = make_model(dtype=np.float64, tokens=words[:300])
-    expected = [graph_and_frozen(reference, batch)[0][1] for batch in batches]
+    expected = [graph_probabilities(reference, batch)[1] for batch in batches]
     got = {}
 
     def tag(indexes):

@@ -8,11 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from nerwin import train as train_module
 from nerwin.checkpoint import CHECKPOINT
-from nerwin.cli import main
 from nerwin.config import load_config
 from nerwin.data.conll import read_conll
 from nerwin.errors import ModelError, OutputError
@@ -20,6 +18,7 @@ from nerwin.model import WindowTagger
 from nerwin.train import build_labels, lr_at, replace_rare_words, train
 
 from .conftest import REPO, SAMPLE
+from .test_cli import run
 
 
 def sample_config(tmp_path, *overrides):
@@ -153,7 +152,7 @@ def test_nerwin_train_stopped_by_ctrl_c_exits_130(tmp_path, monkeypatch):
     ctrl_c_inside_step(monkeypatch, step=5)
     args = ["train", "--set", f"data.dir={SAMPLE}", "--set", "model.hidden=8", "--output", tmp_path]
     try:
-        result = CliRunner().invoke(main, [str(arg) for arg in args])
+        result = run(*args)
     except KeyboardInterrupt:
         pytest.fail("Ctrl-C escaped nerwin train")
     assert result.exit_code == 130, result.output
