@@ -117,7 +117,10 @@ def viterbi_decode_batch(
     only remove paths, so where the most probable tag of each token already
     forms valid IOB2 that sequence is the Viterbi path (ties too: both take
     the lowest label index). Only the other sentences, a few in a hundred
-    for a trained model, go through the dynamic programme.
+    for a trained model, go through the dynamic programme, and each only up
+    to the first token after its last broken transition whose most probable
+    tag any tag may precede (O or B-X): from there on that tag and the
+    following ones are the path's, whatever the programme ends in.
     """
     _check_shape(p_tag, labels)
     lengths = np.diff(bounds)  # (S,)
@@ -128,13 +131,30 @@ def viterbi_decode_batch(
     opens[bounds[:-1][lengths > 0]] = True
     after = np.roll(best, 1)  # the previous token's tag; unused where a sentence opens
     allowed = np.where(opens, start_allowed[best], trans_penalty[after, best] == 0.0)
-    broken = np.zeros(len(lengths), dtype=bool)  # (S,)
-    broken[np.searchsorted(bounds, np.flatnonzero(~allowed), side="right") - 1] = True
-    if broken.any():
-        rows = np.flatnonzero(np.repeat(broken, lengths))  # the broken sentences' tokens
-        best[rows] = _viterbi_rows(log_p[rows], np.r_[0, np.cumsum(lengths[broken])], labels)
+    broken_at = np.flatnonzero(~allowed)  # (B,) rows whose transition in is forbidden
+    if len(broken_at):
+        sentence = np.searchsorted(bounds, broken_at, side="right") - 1  # (B,) ascending
+        last = np.r_[sentence[1:] != sentence[:-1], True]  # each broken sentence's last one
+        starts, ends = bounds[sentence[last]], bounds[sentence[last] + 1]
+        ends = np.minimum(ends, _next_enterable(best, trans_penalty)[broken_at[last] + 1])
+        rows = _ranges(starts, ends)  # the tokens the programme decides
+        best[rows] = _viterbi_rows(log_p[rows], np.r_[0, np.cumsum(ends - starts)], labels)
     tags = np.array(labels, dtype=object)[best].tolist()
     return [tags[a:b] for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
+
+
+def _next_enterable(best: np.ndarray, trans_penalty: np.ndarray) -> np.ndarray:
+    """best: shape (N,) label indexes -> shape (N + 1,): for each row, the first row from it
+    on whose label every label may precede (O and B-X in IOB2), or N."""
+    enterable = (trans_penalty == 0.0).all(axis=0)[best]  # (N,)
+    rows = np.where(enterable, np.arange(len(best)), len(best))
+    return np.r_[np.minimum.accumulate(rows[::-1])[::-1], len(best)]
+
+
+def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The rows of [starts[i], ends[i]) for every i, one after another: shape (sum of lengths,)."""
+    lengths = ends - starts
+    return np.arange(lengths.sum()) + np.repeat(starts - np.r_[0, np.cumsum(lengths)[:-1]], lengths)
 
 
 def _viterbi_rows(log_p: np.ndarray, bounds: np.ndarray, labels: Sequence[str]) -> np.ndarray:
@@ -144,28 +164,36 @@ def _viterbi_rows(log_p: np.ndarray, bounds: np.ndarray, labels: Sequence[str]) 
     Sentences are sorted longest first and advanced together, one numpy step
     per position: at position t only the first ``running[t]`` sentences, those
     longer than t, are touched, so work and memory are those of N tokens
-    (one long sentence among short ones pads nothing). Returns shape (N,).
+    (one long sentence among short ones pads nothing). The rows are put in
+    that order once, position by position, so each step reads a slice.
+    Returns shape (N,).
     """
     lengths = np.diff(bounds)  # (S,) each at least 1
     longest = int(lengths.max())
     order = np.argsort(-lengths, kind="stable")  # rank -> sentence, longest first
-    starts = bounds[:-1][order]  # (S,) each ranked sentence's first row
     running = len(lengths) - np.cumsum(np.bincount(lengths, minlength=longest))[:longest]
+    steps = np.r_[0, np.cumsum(running)]  # position t's rows at [steps[t], steps[t + 1])
+    position = np.repeat(np.arange(longest), running)  # (N,) in step order
+    by_step = bounds[:-1][order][np.arange(len(log_p)) - steps[position]] + position  # (N,)
+    log_p = log_p[by_step]  # (N, C) in step order
     start_allowed, trans_penalty = _constraints(tuple(labels))
-    score = np.where(start_allowed, log_p[starts], -np.inf).astype(np.float64)  # (S, C)
+    score = np.where(start_allowed, log_p[: running[0]], -np.inf).astype(np.float64)  # (S, C)
     back_pointers = []  # [t - 1]: shape (running[t], C), the best previous tag at position t
     for t in range(1, longest):
         k = running[t]
         candidates = score[:k, :, None] + trans_penalty  # (k, C, C) [sentence, previous, next]
-        back_pointers.append(np.argmax(candidates, axis=1))
-        score[:k] = candidates.max(axis=1) + log_p[starts[:k] + t]
-    best = np.empty(len(log_p), dtype=np.int64)
+        back_pointers.append(candidates.argmax(axis=1))
+        np.add(candidates.max(axis=1), log_p[steps[t] : steps[t + 1]], out=score[:k])
+    in_steps = np.empty(len(log_p), dtype=np.int64)  # each row's label, in step order
     current = np.argmax(score, axis=1)  # (S,) each sentence's tag at its last position
+    ranks = np.arange(len(lengths))
     for t in range(longest - 1, 0, -1):
         k = running[t]  # the sentences that reach position t: there, current is their tag
-        best[starts[:k] + t] = current[:k]
-        current[:k] = back_pointers[t - 1][np.arange(k), current[:k]]
-    best[starts] = current
+        in_steps[steps[t] : steps[t + 1]] = current[:k]
+        current[:k] = back_pointers[t - 1][ranks[:k], current[:k]]
+    in_steps[: running[0]] = current
+    best = np.empty_like(in_steps)
+    best[by_step] = in_steps
     return best
 
 

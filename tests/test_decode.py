@@ -295,3 +295,30 @@ def test_batched_viterbi_of_one_long_sentence_among_short_ones_pads_nothing():
     assert peak < 20 * p_tag.nbytes  # of the order of N x C, not S x longest x C (200 MB)
     pairs = zip(bounds[:-1], bounds[1:], strict=True)
     assert got == [viterbi_decode(p_tag[a:b], labels) for a, b in pairs]
+
+
+def test_batched_viterbi_decides_only_up_to_the_first_o_or_b_after_the_last_broken_tag(
+    monkeypatch,
+):
+    from nerwin import decode as decode_module
+
+    peaked = {tag: np.eye(len(LABELS))[LABELS.index(tag)] * 0.8 + 0.04 for tag in LABELS}
+    tie = np.full(len(LABELS), 0.2)  # after the cut, ties still go to the lower label index
+    suffix = [peaked["I-PER"], peaked["O"], tie, peaked["B-LOC"], peaked["I-LOC"], tie]
+    cut = np.array([peaked["O"], peaked["I-PER"], *suffix])  # O -> I-PER breaks at 1; cut at 3
+    to_the_end = np.array([peaked["I-LOC"], peaked["I-LOC"], peaked["I-LOC"]])  # never cut
+    p_tag = np.concatenate([cut, to_the_end])
+    bounds = np.array([0, len(cut), len(p_tag)])
+    decided = []
+
+    def recording(log_p, sentence_bounds, labels):
+        decided.append(np.diff(sentence_bounds).tolist())
+        return viterbi_rows(log_p, sentence_bounds, labels)
+
+    viterbi_rows = decode_module._viterbi_rows
+    monkeypatch.setattr(decode_module, "_viterbi_rows", recording)
+    expected = [
+        viterbi_decode(p_tag[a:b], LABELS) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+    assert viterbi_decode_batch(p_tag, bounds, LABELS) == expected
+    assert decided == [[3, 3]]  # rows 0-2 of the first sentence, all of the second
