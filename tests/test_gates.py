@@ -122,6 +122,18 @@ def test_softmax_head_golden():
     np.testing.assert_allclose(gate.grads["V"], np.outer([1 / 3, 1 / 3, -2 / 3], [1.0, 2.0]))
 
 
+@pytest.mark.parametrize("labels", [1, 9])
+def test_softmax_and_log_softmax_match_row_reductions(labels, rng):
+    o = rng.normal(scale=30.0, size=(50, labels))  # large scores: the shift must hold
+    shifted = o - o.max(axis=1, keepdims=True)
+    total = np.exp(shifted).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(gates.softmax(o), np.exp(shifted) / total, rtol=1e-13)
+    np.testing.assert_allclose(
+        gates.log_softmax(o), shifted - np.log(total), rtol=1e-13, atol=1e-15
+    )
+    np.testing.assert_array_equal(gates.across_rows(np.maximum, o), o.max(axis=1))
+
+
 def test_embedding_golden():
     gate = gates.Embedding(np.arange(8.0).reshape(4, 2))
     vectors = gate.forward(np.array([[3, 1, 3]]))
