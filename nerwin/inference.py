@@ -52,10 +52,12 @@ from nerwin.data.vocab import Vocab
 from nerwin.nn import gates
 from nerwin.nn.cores import in_halves, one_blas_thread
 
-CAPACITY = 8192  # rows of the table: 49 MB at the GloVe config's 5 x 300 floats a row
+CAPACITY = 16384  # rows of the table: 98 MB at the GloVe config's 5 x 300 floats a row
+PRELOADED = CAPACITY // 2  # frequent training tokens a model keeps, projected when frozen
 RESERVED_ROWS = 3  # rows 0-2, so that the padding's rows are its ids; row 0 is never read
 PADDING = np.array([Vocab.bos_id, Vocab.eos_id])  # the ids window_ids pads with: <s>, </s>
-BLOCK = 256  # windows a step: few numpy calls a window, and f(z) still in cache for the heads
+BLOCK = 1024  # windows a step: few numpy calls a window, the two threads seldom wait for the GIL
+PROJECTED = 128  # new tokens a step: their (n, K H) projections stay in the core's cache
 
 
 def keyable(tables: list[np.ndarray]) -> bool:
@@ -67,6 +69,7 @@ class SumForm:
     """Rows hold each a_j as it is: a window's rows add up to z, and f(z) is taken in place."""
 
     reduce = np.add
+    scale = 1.0  # of the weights, so that the rows hold a_j
 
     def __init__(self, apply: Callable[[np.ndarray], np.ndarray]):
         self.finish = apply  # f written over z: shape (n, H)
@@ -86,17 +89,20 @@ class TanhProductForm:
     """Rows hold e^(-2 a_j): a window's rows multiply into e^(-2z), and s = 1 / (1 + e^(-2z))."""
 
     reduce = np.multiply
+    scale = -2.0  # of the weights: the product with them gives -2 a_j, with no pass of its own
 
     def __init__(self, dtype: np.dtype, width: int):
         info = np.finfo(dtype)
         in_range, saturated = -np.log(info.tiny), np.log(8 / info.eps)  # L and S
         self.bound = (2 * in_range - saturated) / (2 * width)  # M, see the module's docstring
 
-    def encode(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """a: shape (U, K H), overwritten -> (e^(-2a), whether each row's |a| <= M: (U,))."""
-        within = (a.max(axis=1) <= self.bound) & (a.min(axis=1) >= -self.bound)
+    def encode(self, scaled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """scaled = -2a: shape (U, K H), overwritten -> (e^(-2a), whether each row's |a| <= M:
+        (U,))."""
+        limit = 2.0 * self.bound
+        within = (scaled.max(axis=1) <= limit) & (scaled.min(axis=1) >= -limit)
         with np.errstate(over="ignore"):  # rows beyond M, or alone in a saturated window
-            return np.exp(np.multiply(a, -2.0, out=a), out=a), within
+            return np.exp(scaled, out=scaled), within
 
     @staticmethod
     def finish(p: np.ndarray) -> np.ndarray:
@@ -144,11 +150,13 @@ class Projections:
     ):
         width = 2 * k + 1
         hidden, dims = W.shape[0], sum(t.shape[1] for t in tables)
-        self.tables, self.b, self.k, self.width, self.hidden = tables, b, k, width, hidden
+        self.tables, self.k, self.width, self.hidden = tables, k, width, hidden
         self.form = form_of(activation, W.dtype, width)
+        self.centre_b = self.form.scale * b  # (H,) added at the centre position, once per window
         self.head_W, self.head_b = self.form.heads(*heads)  # as they apply to finish's output
-        # (D, K H): column block j holds W_j^T, so x_t @ by_position lists W_j x_t for every j.
-        self.by_position = np.ascontiguousarray(
+        # (D, K H): column block j holds W_j^T scaled, so x_t @ by_position lists the scaled
+        # W_j x_t for every j.
+        self.by_position = self.form.scale * np.ascontiguousarray(
             W.reshape(hidden, width, dims).transpose(2, 1, 0).reshape(dims, width * hidden)
         )
         self.radix = np.cumprod([1] + [len(t) for t in tables[:-1]], dtype=np.int64)  # (F,)
@@ -168,10 +176,11 @@ class Projections:
         return len(self.rows)
 
     def project(self, ids: np.ndarray) -> np.ndarray:
-        """ids: shape (U, F) -> shape (U, K H), each token's contribution at every position."""
+        """ids: shape (U, F) -> shape (U, K H), each token's contribution at every position,
+        times the form's scale."""
         x = np.concatenate([table[ids[:, f]] for f, table in enumerate(self.tables)], axis=1)
         projected = x @ self.by_position  # (U, K H)
-        projected[:, self.k * self.hidden : (self.k + 1) * self.hidden] += self.b  # once per window
+        projected[:, self.k * self.hidden : (self.k + 1) * self.hidden] += self.centre_b
         return projected
 
     def token_rows(self, ids: np.ndarray) -> np.ndarray | None:
@@ -206,9 +215,11 @@ class Projections:
         """
 
         def project_part(part: slice) -> None:
-            self.rows[rows[part]], self.within_bound[rows[part]] = self.form.encode(
-                self.project(ids[part])
-            )
+            for start in range(part.start, part.stop, PROJECTED):
+                step = slice(start, min(start + PROJECTED, part.stop))
+                self.rows[rows[step]], self.within_bound[rows[step]] = self.form.encode(
+                    self.project(ids[step])
+                )
 
         with one_blas_thread():
             in_halves(project_part, len(rows))
@@ -271,18 +282,18 @@ class Projections:
         viewed as (R K, H); scores: shape (T, C').
         """
         by_row = self.rows.reshape(-1, self.hidden)  # (R K, H): row r's position j at r K + j
-        room = np.empty(self.width * BLOCK * self.hidden, dtype=self.rows.dtype)
         hidden = np.empty((BLOCK, self.hidden), dtype=self.rows.dtype)  # (n, H)
+        factor = np.empty_like(hidden)  # one position's rows at a time, so both stay in cache
         # A saturated window's product may leave float range: it still gives +-1. errstate
         # is per thread, so it is set here, in the thread that does the work.
         with np.errstate(over="ignore", under="ignore"):
             for start in range(part.start, part.stop, BLOCK):
                 stop = min(start + BLOCK, part.stop)
-                n = stop - start
-                # Position-major, so the sum or product runs over whole rows. take writes
-                # straight into a contiguous `out` with mode="clip" (every row number is
-                # valid), else via a copy.
-                gathered = room[: self.width * n * self.hidden].reshape(self.width, n, self.hidden)
-                np.take(by_row, by_position[:, start:stop], axis=0, out=gathered, mode="clip")
-                h = self.form.finish(self.form.reduce.reduce(gathered, axis=0, out=hidden[:n]))
-                np.matmul(h, self.head_W, out=scores[start:stop])
+                z, rows = hidden[: stop - start], factor[: stop - start]
+                # take writes straight into a contiguous `out` with mode="clip" (every row
+                # number is valid), else via a copy.
+                np.take(by_row, by_position[0, start:stop], axis=0, out=z, mode="clip")
+                for position in by_position[1:, start:stop]:
+                    np.take(by_row, position, axis=0, out=rows, mode="clip")
+                    self.form.reduce(z, rows, out=z)
+                np.matmul(self.form.finish(z), self.head_W, out=scores[start:stop])

@@ -40,6 +40,7 @@ from nerwin.data.features import FEATURES, Windows, encode_windows
 from nerwin.data.vectors import copy_vectors, load_vectors
 from nerwin.data.vocab import Vocab
 from nerwin.errors import DataError, ModelError, OutputError
+from nerwin.inference import PRELOADED
 from nerwin.model import WindowTagger, all_finite, feature_dims
 from nerwin.nn.optim import OPTIMIZERS, SGD, Optimizer
 from nerwin.predict import evaluate
@@ -99,7 +100,7 @@ def build_vocabs(
     return vocabs, word_counts
 
 
-def frequent_tokens(sentences: list[Sentence], count: int = 4096) -> list[str]:
+def frequent_tokens(sentences: list[Sentence], count: int = PRELOADED) -> list[str]:
     """The ``count`` most frequent training tokens, most frequent first (ties: first seen)."""
     counts = Counter(token for s in sentences for token in s.tokens)
     return [token for token, _ in counts.most_common(count)]

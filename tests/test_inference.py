@@ -180,7 +180,7 @@ def windows_near_the_bound(form, rng, count=20_000):
 def test_tanh_as_a_product_is_tanh_up_to_the_bound(dtype):
     form = inference.TanhProductForm(dtype, width=5)
     a = windows_near_the_bound(form, np.random.default_rng(0)).astype(dtype)
-    rows, exact = form.encode(a.reshape(-1, 1).copy())  # one row per window position
+    rows, exact = form.encode(form.scale * a.reshape(-1, 1))  # one row per window position
     assert exact.all()
     with np.errstate(over="ignore", under="ignore"):
         product = form.reduce.reduce(rows.reshape(-1, 5).T, axis=0)  # positions in order
@@ -195,7 +195,9 @@ def test_tanh_as_a_product_flags_rows_beyond_the_bound(dtype, bound):
     form = inference.TanhProductForm(dtype, width=5)
     assert form.bound == pytest.approx(bound, abs=0.01)  # (2 L - S) / (2 K)
     a = np.array([[0.0, form.bound], [-1.0001 * form.bound, 1.0], [2.0, 1.0001 * form.bound]])
-    np.testing.assert_array_equal(form.encode(a.astype(dtype))[1], [True, False, False])
+    np.testing.assert_array_equal(
+        form.encode(form.scale * a.astype(dtype))[1], [True, False, False]
+    )
 
 
 def test_rows_beyond_the_bound_go_through_the_graph():
