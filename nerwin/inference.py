@@ -282,14 +282,14 @@ class Projections:
         viewed as (R K, H); scores: shape (T, C').
         """
         by_row = self.rows.reshape(-1, self.hidden)  # (R K, H): row r's position j at r K + j
-        hidden = np.empty((BLOCK, self.hidden), dtype=self.rows.dtype)  # (n, H)
-        factor = np.empty_like(hidden)  # one position's rows at a time, so both stay in cache
+        reduced = np.empty((BLOCK, self.hidden), dtype=self.rows.dtype)  # z's form, (n, H)
+        gathered = np.empty_like(reduced)  # one position's rows: 2 buffers, not K, to go round
         # A saturated window's product may leave float range: it still gives +-1. errstate
         # is per thread, so it is set here, in the thread that does the work.
         with np.errstate(over="ignore", under="ignore"):
             for start in range(part.start, part.stop, BLOCK):
                 stop = min(start + BLOCK, part.stop)
-                z, rows = hidden[: stop - start], factor[: stop - start]
+                z, rows = reduced[: stop - start], gathered[: stop - start]
                 # take writes straight into a contiguous `out` with mode="clip" (every row
                 # number is valid), else via a copy.
                 np.take(by_row, by_position[0, start:stop], axis=0, out=z, mode="clip")
