@@ -84,7 +84,7 @@ def main() -> None:
         lambda: [t for batch in batches for t in tag_batch(model, batch)],
         args.top,
     )
-    training = frequent_tokens(read_split(config, "train"), PRELOADED * inference.CAPACITY // 2)
+    training = frequent_tokens(read_split(config, "train"), LARGER * inference.CAPACITY // 2)
     compare_forward(model, batches, {**SETTINGS, **preloading(model, training)})
     elementwise_costs()
     started = time.perf_counter()
@@ -125,11 +125,11 @@ SETTINGS = {
     "tables, OpenBLAS threads left on": patched("one_blas_thread", contextlib.nullcontext),
     "tables, blocks twice as long": patched("BLOCK", inference.BLOCK * 2),
 }
-PRELOADED = 4  # times the rows, and the training tokens preloaded, of the "preloading" setting
+LARGER = 2  # times the rows, and the training tokens preloaded, of the "preloading" setting
 
 
 def preloading(model: WindowTagger, tokens: list[str]) -> dict:
-    """A setting: ``freeze`` keeps PRELOADED times the rows and preloads ``tokens`` into half."""
+    """A setting: ``freeze`` keeps LARGER times the rows and preloads ``tokens`` into half."""
     freeze = WindowTagger.freeze
 
     @contextlib.contextmanager
@@ -137,12 +137,12 @@ def preloading(model: WindowTagger, tokens: list[str]) -> dict:
         with (
             mock.patch.object(model, "frequent_tokens", tokens),
             mock.patch.object(
-                WindowTagger, "freeze", lambda self: freeze(self, PRELOADED * inference.CAPACITY)
+                WindowTagger, "freeze", lambda self: freeze(self, LARGER * inference.CAPACITY)
             ),
         ):
             yield
 
-    rows = PRELOADED * inference.CAPACITY
+    rows = LARGER * inference.CAPACITY
     return {f"tables of {rows:,} rows, {len(tokens):,} training tokens preloaded": setting}
 
 
