@@ -57,7 +57,7 @@ PRELOADED = CAPACITY // 2  # frequent training tokens a model keeps, projected w
 RESERVED_ROWS = 3  # rows 0-2, so that the padding's rows are its ids; row 0 is never read
 PADDING = np.array([Vocab.bos_id, Vocab.eos_id])  # the ids window_ids pads with: <s>, </s>
 BLOCK = 1024  # windows a step: few numpy calls a window, the two threads seldom wait for the GIL
-PROJECTED = 128  # new tokens a step: their (n, K H) projections stay in the core's cache
+PROJECTED = 128  # new tokens a step: each pass over their (n, K H) projections reads from cache
 
 
 def keyable(tables: list[np.ndarray]) -> bool:
