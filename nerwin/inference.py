@@ -53,11 +53,11 @@ from nerwin.nn import gates
 from nerwin.nn.cores import in_halves, one_blas_thread
 
 CAPACITY = 16384  # rows of the table: 98 MB at the GloVe config's 5 x 300 floats a row
-PRELOADED = CAPACITY // 2  # frequent training tokens a model keeps, projected when frozen
+PRELOADED = CAPACITY // 2  # frequent training tokens a model keeps: freeze fills half the rows
 RESERVED_ROWS = 3  # rows 0-2, so that the padding's rows are its ids; row 0 is never read
 PADDING = np.array([Vocab.bos_id, Vocab.eos_id])  # the ids window_ids pads with: <s>, </s>
 BLOCK = 1024  # windows a step: few numpy calls a window, the two threads seldom wait for the GIL
-PROJECTED = 128  # new tokens a step: each pass over their (n, K H) projections reads from cache
+PROJECT_STEP = 128  # new tokens a step: each pass over their (n, K H) projections reads from cache
 
 
 def keyable(tables: list[np.ndarray]) -> bool:
@@ -215,8 +215,8 @@ class Projections:
         """
 
         def project_part(part: slice) -> None:
-            for start in range(part.start, part.stop, PROJECTED):
-                step = slice(start, min(start + PROJECTED, part.stop))
+            for start in range(part.start, part.stop, PROJECT_STEP):
+                step = slice(start, min(start + PROJECT_STEP, part.stop))
                 self.rows[rows[step]], self.within_bound[rows[step]] = self.form.encode(
                     self.project(ids[step])
                 )
@@ -248,8 +248,8 @@ class Projections:
 
         ids: shape (T, F), the tokens of the sentences one after another;
         lengths: shape (S,) tokens per sentence. Blocks of windows
-        go from gathered rows through f(z) to the heads' scores while they
-        sit in the core's cache, half of them on each of two cores, with
+        go from gathered rows through f(z) to the heads' scores in the
+        thread that gathered them, half of the blocks on each of two cores, with
         OpenBLAS kept out of those cores' way. None when the batch has more
         distinct tokens than the memory holds, or reads a row the form cannot.
         """
@@ -282,18 +282,20 @@ class Projections:
         viewed as (R K, H); scores: shape (T, C').
         """
         by_row = self.rows.reshape(-1, self.hidden)  # (R K, H): row r's position j at r K + j
-        reduced = np.empty((BLOCK, self.hidden), dtype=self.rows.dtype)  # z's form, (n, H)
-        gathered = np.empty_like(reduced)  # one position's rows: 2 buffers, not K, to go round
+        # z's form (z, or e^(-2z)) so far, and one position's gathered rows: the positions
+        # come one at a time, so two buffers serve any window width.
+        reduced_buffer = np.empty((BLOCK, self.hidden), dtype=self.rows.dtype)  # (n, H)
+        gathered_buffer = np.empty_like(reduced_buffer)
         # A saturated window's product may leave float range: it still gives +-1. errstate
         # is per thread, so it is set here, in the thread that does the work.
         with np.errstate(over="ignore", under="ignore"):
             for start in range(part.start, part.stop, BLOCK):
                 stop = min(start + BLOCK, part.stop)
-                z, rows = reduced[: stop - start], gathered[: stop - start]
+                reduced, gathered = reduced_buffer[: stop - start], gathered_buffer[: stop - start]
                 # take writes straight into a contiguous `out` with mode="clip" (every row
                 # number is valid), else via a copy.
-                np.take(by_row, by_position[0, start:stop], axis=0, out=z, mode="clip")
+                np.take(by_row, by_position[0, start:stop], axis=0, out=reduced, mode="clip")
                 for position in by_position[1:, start:stop]:
-                    np.take(by_row, position, axis=0, out=rows, mode="clip")
-                    self.form.reduce(z, rows, out=z)
-                np.matmul(self.form.finish(z), self.head_W, out=scores[start:stop])
+                    np.take(by_row, position, axis=0, out=gathered, mode="clip")
+                    self.form.reduce(reduced, gathered, out=reduced)
+                np.matmul(self.form.finish(reduced), self.head_W, out=scores[start:stop])

@@ -75,8 +75,9 @@ def test_frozen_model_gives_the_graphs_probabilities(window, activation):
 
 
 @pytest.mark.parametrize("block", [1, 3, 7])
-def test_any_block_size_gives_the_graphs_probabilities(block, monkeypatch):
+def test_any_block_and_projection_step_give_the_graphs_probabilities(block, monkeypatch):
     monkeypatch.setattr(inference, "BLOCK", block)  # many blocks in each thread's half
+    monkeypatch.setattr(inference, "PROJECT_STEP", block)  # and many steps of new tokens
     model = make_model(dtype=np.float64)
     expected = graph_probabilities(model, TEXT)
     model.freeze()

@@ -220,7 +220,8 @@ def sigmoid(s: np.ndarray) -> np.ndarray:
 
 
 def across_rows(combine: np.ufunc, a: np.ndarray) -> np.ndarray:
-    """combine.reduce(a, axis=1) for a: shape (B, C), C >= 1, one column at a time: shape (B,).
+    """combine.reduce(a, axis=1) for a: shape (B, C), C >= 1, one column at a time: shape (B,),
+    the columns combined left to right (for np.add, numpy's own order may round differently).
 
     numpy reduces a row of a few labels many times slower than it combines
     two columns of B rows, and a batch has many rows and few labels.
