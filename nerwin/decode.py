@@ -110,7 +110,8 @@ def decode(p_tag: np.ndarray, labels: Sequence[str], method: str = "viterbi") ->
 def viterbi_decode_batch(
     p_tag: np.ndarray, bounds: np.ndarray, labels: Sequence[str]
 ) -> list[list[str]]:
-    """``viterbi_decode`` of many sentences at once, the same tags to the last tie.
+    """``viterbi_decode`` of many sentences at once, the same tags to the last tie for
+    float32 p_tag, as models give it.
 
     p_tag: shape (N, C), the sentences one after another; bounds: shape
     (S + 1,), sentence i is rows [bounds[i], bounds[i + 1]). The constraints
@@ -121,6 +122,11 @@ def viterbi_decode_batch(
     to the first token after its last broken transition whose most probable
     tag any tag may precede (O or B-X): from there on that tag and the
     following ones are the path's, whatever the programme ends in.
+
+    Both shortcuts need two different logs of p to stay different in the
+    programme's float64 running sums, which holds for float32 p (their logs
+    differ by 6e-8 or more). float64 p can differ by less than a sum's
+    rounding, and such near-ties may then go the other way here.
     """
     _check_shape(p_tag, labels)
     lengths = np.diff(bounds)  # (S,)
