@@ -8,13 +8,14 @@ sentences a batch), printing the functions that take the most time in
 each. Then it times the forward pass through the graph against the frozen
 model's per-token tables; those tables with the tanh rows summed (as
 before the product), with OpenBLAS's own threads left on
-(nerwin/nn/cores.py), in blocks twice as long, or with twice the rows
-and twice the frequent training tokens preloaded into them (the default
-already preloads 8,192, as Chen & Manning preloaded their top 10k words); each tables setting a
-second time with the tables it has then; the tables' phases; the
-element-wise kernels that pass spends its time on; and Viterbi sentence by
-sentence against the batched decoder, on the same batches, medians of 5. Falls back to
-the sample data without CoNLL-2003.
+(nerwin/nn/cores.py), in blocks twice as long, or with twice the rows and
+twice the frequent training tokens preloaded into them (the default
+already preloads 8,192, as Chen & Manning preloaded their top 10k
+words); each tables setting a second time with the tables it has then;
+the tables' phases; the element-wise kernels that pass spends its time
+on; and Viterbi sentence by sentence against the batched decoder, on the
+same batches, medians of 5. Falls back to the sample data without
+CoNLL-2003.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def main() -> None:
         lambda: [t for batch in batches for t in tag_batch(model, batch)],
         args.top,
     )
-    training = frequent_tokens(read_split(config, "train"), LARGER * inference.CAPACITY // 2)
+    training = frequent_tokens(read_split(config, "train"), LARGER * inference.PRELOADED)
     compare_forward(model, batches, {**SETTINGS, **preloading(model, training)})
     elementwise_costs()
     compare_viterbi(tagged, model.labels)

@@ -238,8 +238,6 @@ def test_span_confidence(span, expected):
 
 
 def test_batched_viterbi_equals_viterbi_sentence_by_sentence():
-    from nerwin.decode import viterbi_decode_batch
-
     rng = np.random.default_rng(7)
     labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
     lengths = [0, 1, 7, 3, 12, 0, 5]
@@ -254,8 +252,6 @@ def test_batched_viterbi_equals_viterbi_sentence_by_sentence():
 @pytest.mark.parametrize("peak", [0.3, 3.0])
 def test_batched_viterbi_equals_viterbi_when_most_argmax_paths_are_valid(peak):
     """Peaked rows make most argmax paths valid (the shortcut), flat rows few of them."""
-    from nerwin.decode import viterbi_decode_batch
-
     rng = np.random.default_rng(11)
     labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
     lengths = rng.integers(0, 30, size=200)
@@ -280,8 +276,6 @@ def test_batch_breaks_ties_of_log_p_as_viterbi_decode_does():
 
 
 def test_batched_viterbi_of_one_long_sentence_among_short_ones_pads_nothing():
-    from nerwin.decode import viterbi_decode_batch
-
     rng = np.random.default_rng(5)
     labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
     lengths = [3] * 500 + [5_000]  # padded to the longest: 500 x 5,000 x 5 x 16 bytes
