@@ -28,6 +28,12 @@ nerwin is frozen afresh before each pass, as a model just loaded: its tables
 hold the frequent training tokens and meet the rest of eng.testb for the
 first time.
 
+Each pass follows a pause of IDLE seconds, so that the other side's
+threads stop spinning, and then WARM seconds of both cores busy in
+neither side's code (``warm_cores``): tokens/s is a steady state, as in a
+running `nerwin predict`. Every round also times each side straight after
+the pause, and the table shows those medians as well.
+
 The parent also measures float32 GEMM GFLOP/s at the hidden layer's shapes,
 the hardware limit for context. It prints one table and writes
 bench/results/speed.json and the speed section of docs/RESULTS.md.
@@ -45,13 +51,22 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import numpy as np
 from report import CONLL2003, REPO, conll2003_or_sample, machine, write_results
 
 SENTENCES_PER_BATCH = 512  # as nerwin.predict tags
+# Each prediction figure, and whether its passes start on warm cores (else straight after IDLE).
+PREDICTION = {
+    "predict_network_tokens_per_s": True,
+    "predict_tokens_per_s": True,
+    "predict_network_after_idle_tokens_per_s": False,
+    "predict_after_idle_tokens_per_s": False,
+}
 IDLE = 0.5  # s before each timed prediction pass: the other side's idle threads stop spinning
+WARM = 0.2  # s of busy cores after the pause, before the pass timed as the steady state
 
 
 # -- the child: one side, one repeat --------------------------------------------------
@@ -148,6 +163,28 @@ def run_side(
     }
 
 
+def warm_cores(threads: int, seconds: float = WARM) -> None:
+    """Keep ``threads`` cores busy for ``seconds`` with numpy's exp, in threads of neither side.
+
+    Straight after a pause, this machine's virtual cores are slow to take
+    work again for about a tenth of a second: nerwin's two threads, which
+    hand each other work a thousand times a pass, then often run on one core.
+    """
+    busy = np.ones(1 << 16, dtype=np.float32)
+    until = time.perf_counter() + seconds
+
+    def spin() -> None:
+        while time.perf_counter() < until:
+            np.exp(busy)
+
+    others = [threading.Thread(target=spin) for _ in range(threads - 1)]
+    for other in others:
+        other.start()
+    spin()
+    for other in others:
+        other.join()
+
+
 def run_prediction(model_dir: str, config_path: str, data_dir: str, rounds: int) -> dict:
     """Prediction tokens/s of nerwin and of torch on the same weights, in turns; medians."""
     from nerwin.config import load_config
@@ -162,6 +199,7 @@ def run_prediction(model_dir: str, config_path: str, data_dir: str, rounds: int)
         tokens[i : i + SENTENCES_PER_BATCH] for i in range(0, len(tokens), SENTENCES_PER_BATCH)
     ]
     k, decode = model.config.features.window, model.config.model.decode
+    threads = max(_threads().values())
     sides = {}
 
     def nerwin_network(chunk):  # token ids and sentence lengths, what the tables read
@@ -174,7 +212,7 @@ def run_prediction(model_dir: str, config_path: str, data_dir: str, rounds: int)
         import torch
         from torch_reference import TorchTagger, TorchWindowTagger
 
-        torch.set_num_threads(max(_threads().values()))
+        torch.set_num_threads(threads)
         reference = TorchTagger(TorchWindowTagger(model), model.labels)
 
         def torch_network(chunk):  # windows of ids, what nn.Embedding reads
@@ -188,10 +226,13 @@ def run_prediction(model_dir: str, config_path: str, data_dir: str, rounds: int)
         sides["torch"] = (lambda: None, torch_network, torch_tags)
     test_tokens = sum(len(t) for t in tokens)
 
-    def rate(fresh, calls) -> float:
-        """tokens/s of making every call, from a fresh state after an idle pause."""
+    def rate(fresh, calls, warm: bool) -> float:
+        """tokens/s of making every call, from a fresh state after an idle pause, then
+        warm cores or not."""
         fresh()
         time.sleep(IDLE)
+        if warm:
+            warm_cores(threads)
         started = time.perf_counter()
         for call in calls:
             call()
@@ -204,19 +245,16 @@ def run_prediction(model_dir: str, config_path: str, data_dir: str, rounds: int)
         )
         for side, (_, network, tags) in sides.items()
     }
-    rates: dict[str, dict[str, list[float]]] = {side: {"network": [], "tags": []} for side in sides}
+    rates = {side: {kind: [] for kind in PREDICTION} for side in sides}
     for round_ in range(rounds):
         for side in list(sides) if round_ % 2 == 0 else list(reversed(sides)):
             fresh = sides[side][0]
             network_calls, tag_calls = calls[side]
-            rates[side]["network"].append(rate(fresh, network_calls))
-            rates[side]["tags"].append(rate(fresh, tag_calls))
+            for kind, warm in PREDICTION.items():
+                kind_calls = network_calls if "network" in kind else tag_calls
+                rates[side][kind].append(rate(fresh, kind_calls, warm))
     return {
-        side: {
-            "predict_network_tokens_per_s": statistics.median(r["network"]),
-            "predict_tokens_per_s": statistics.median(r["tags"]),
-            "rounds": r,
-        }
+        side: {kind: statistics.median(r[kind]) for kind in PREDICTION} | {"rounds": r}
         for side, r in rates.items()
     }
 
@@ -287,9 +325,6 @@ def summarise(runs: list[dict], target: float) -> dict:
     }
 
 
-PREDICTION = ("predict_network_tokens_per_s", "predict_tokens_per_s")
-
-
 def summarise_prediction(runs: list[dict], side: str) -> dict:
     """Medians over the repeats of each prediction child's medians; None if a side is absent."""
     if side not in runs[0]:
@@ -302,6 +337,16 @@ ROWS = [
     ("dev evaluation, s", "dev_eval_seconds", "{:.2f}"),
     ("prediction, network alone, tokens/s", "predict_network_tokens_per_s", "{:,.0f}"),
     ("prediction, tokens to tags, tokens/s", "predict_tokens_per_s", "{:,.0f}"),
+    (
+        "the same straight after the pause: network alone, tokens/s",
+        "predict_network_after_idle_tokens_per_s",
+        "{:,.0f}",
+    ),
+    (
+        "the same straight after the pause: tokens to tags, tokens/s",
+        "predict_after_idle_tokens_per_s",
+        "{:,.0f}",
+    ),
     ("best dev F1 in the epochs run", "best_dev_f1", "{:.2f}"),
     ("training s to the target dev F1", "seconds_to_target_f1", "{:.1f}"),
     ("peak RSS while training, MiB", "peak_rss_mb", "{:.0f}"),
@@ -341,8 +386,10 @@ def markdown(results: dict) -> str:
             f"(`{results['command']}`): medians of {results['repeats']} runs per side, each in its"
             f" own process, {results['epochs']} epochs each, on {results['data']}. Prediction:"
             f" after each repeat, nerwin's model and a PyTorch network with its weights timed"
-            f" in turns in one process, the median of {results['rounds']} rounds; the column of"
-            " nerwin's own settings would run the same prediction code.",
+            f" in turns in one process, the median of {results['rounds']} rounds, each pass"
+            f" after a {IDLE} s pause and {WARM} s of busy cores (`warm_cores`), and again"
+            " straight after the pause; the column of nerwin's own settings would run the same"
+            " prediction code.",
             f"Target dev F1 for the time comparison: {results['target_f1']:.2f}, the lower best"
             f" dev F1 of torch and of nerwin with its own settings ({', '.join(results['own'])}),"
             " minus 0.5.",
