@@ -53,7 +53,15 @@ from nerwin.nn import gates
 from nerwin.nn.cores import in_halves, one_blas_thread
 
 CAPACITY = 16384  # rows of the table: 98 MB at the GloVe config's 5 x 300 floats a row
-PRELOADED = CAPACITY // 2  # frequent training tokens a model keeps: freeze fills half the rows
+
+
+def preloaded(capacity: int) -> int:
+    """Frequent training tokens ``freeze`` puts in a table of ``capacity`` rows: three
+    quarters, so a text's first 4,096 new tokens at CAPACITY find free rows."""
+    return capacity * 3 // 4
+
+
+PRELOADED = preloaded(CAPACITY)  # frequent training tokens a model keeps
 RESERVED_ROWS = 3  # rows 0-2, so that the padding's rows are its ids; row 0 is never read
 PADDING = np.array([Vocab.bos_id, Vocab.eos_id])  # the ids window_ids pads with: <s>, </s>
 BLOCK = 1024  # windows a step: few numpy calls a window, the two threads seldom wait for the GIL
@@ -189,24 +197,32 @@ class Projections:
         None when the batch has more distinct tokens than the memory holds.
         """
         keys = ids.astype(np.int64) @ self.radix  # (T,) one number per distinct token
-        distinct, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-        if RESERVED_ROWS + len(distinct) > self.capacity:
-            return None
-        where = np.minimum(np.searchsorted(self.keys, distinct), max(len(self.keys) - 1, 0))
-        known = self.keys[where] == distinct if len(self.keys) else np.zeros(len(distinct), bool)
-        distinct_rows = np.empty(len(distinct), dtype=np.int64)
-        distinct_rows[known] = self.key_rows[where[known]]
-        new = np.flatnonzero(~known)
-        if len(new) > len(self.free):
-            self._evict(distinct_rows[known], len(new))
-        fresh, self.free = self.free[: len(new)], self.free[len(new) :]
-        self._project_into(fresh, ids[first[new]])
-        distinct_rows[new] = fresh
-        self.uses[distinct_rows] += np.bincount(inverse, minlength=len(distinct))
-        at = np.searchsorted(self.keys, distinct[new])  # after any eviction: keys stay sorted
-        self.keys = np.insert(self.keys, at, distinct[new])
-        self.key_rows = np.insert(self.key_rows, at, fresh)
-        return distinct_rows[inverse]
+        rows, known = self._find(keys)
+        if not known.all():  # only the few new tokens are made distinct: a sort of T costs more
+            missing = np.flatnonzero(~known)
+            new, first, inverse = np.unique(keys[missing], return_index=True, return_inverse=True)
+            if len(new) > len(self.free):
+                needed = rows[known]
+                if RESERVED_ROWS + len(np.unique(needed)) + len(new) > self.capacity:
+                    return None
+                self._evict(needed, len(new))
+            fresh, self.free = self.free[: len(new)], self.free[len(new) :]
+            self._project_into(fresh, ids[missing[first]])
+            rows[missing] = fresh[inverse]
+            at = np.searchsorted(self.keys, new)  # after any eviction: keys stay sorted
+            self.keys = np.insert(self.keys, at, new)
+            self.key_rows = np.insert(self.key_rows, at, fresh)
+        self.uses += np.bincount(rows, minlength=self.capacity)
+        return rows
+
+    def _find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """keys: shape (T,) -> (the row of each remembered key, any row for the others;
+        whether each is remembered), both shape (T,)."""
+        if not len(self.keys):
+            return np.zeros(len(keys), dtype=np.int64), np.zeros(len(keys), dtype=bool)
+        where = np.searchsorted(self.keys, keys)
+        np.minimum(where, len(self.keys) - 1, out=where)
+        return self.key_rows[where], self.keys[where] == keys
 
     def _project_into(self, rows: np.ndarray, ids: np.ndarray) -> None:
         """The rows of ``ids``' projections, in the form's terms, half of them on each core.

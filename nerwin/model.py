@@ -32,7 +32,7 @@ from nerwin.data.features import FEATURES, TokenEncoder, Windows, encode_windows
 from nerwin.data.tokenize import DEFAULT_PATTERN, check_pattern
 from nerwin.data.vocab import Vocab
 from nerwin.errors import ConfigError, ModelError, OutputError
-from nerwin.inference import CAPACITY, Projections, keyable
+from nerwin.inference import CAPACITY, Projections, keyable, preloaded
 from nerwin.nn import gates
 from nerwin.nn.gates import log_softmax, softmax
 from nerwin.nn.gradcheck import Check, check_arrays
@@ -219,7 +219,7 @@ class WindowTagger:
         self.projections = Projections(
             tables, p["hidden.W"], p["hidden.b"], heads, window, activation, capacity
         )
-        preload = self.frequent_tokens[: self.projections.capacity // 2]
+        preload = self.frequent_tokens[: preloaded(self.projections.capacity)]
         self.projections.token_rows(self.encoder.ids(preload))
         return self
 
