@@ -166,9 +166,11 @@ def run_side(
 def warm_cores(threads: int, seconds: float = WARM) -> None:
     """Keep ``threads`` cores busy for ``seconds`` with numpy's exp, in threads of neither side.
 
-    Straight after a pause, this machine's virtual cores are slow to take
-    work again for about a tenth of a second: nerwin's two threads, which
-    hand each other work a thousand times a pass, then often run on one core.
+    Straight after a pause, this machine's virtual cores are slow to take up
+    work again, for about a tenth of a second: nerwin's second thread, woken
+    for each phase of a batch, often starts on the core its first thread is
+    using. PyTorch's threads lose much less; the table's rows "straight after
+    the pause" show both.
     """
     busy = np.ones(1 << 16, dtype=np.float32)
     until = time.perf_counter() + seconds
