@@ -30,9 +30,9 @@ first time.
 
 Each pass follows a pause of IDLE seconds, so that the other side's
 threads stop spinning, and then WARM seconds of both cores busy in
-neither side's code (``warm_cores``): tokens/s is a steady state, as in a
-running `nerwin predict`. Every round also times each side straight after
-the pause, and the table shows those medians as well.
+neither side's code (``warm_cores``), so that it starts on busy cores, as
+in a running `nerwin predict`. Every round also times each side straight
+after the pause, and the table shows those medians as well.
 
 The parent also measures float32 GEMM GFLOP/s at the hidden layer's shapes,
 the hardware limit for context. It prints one table and writes
@@ -58,15 +58,16 @@ import numpy as np
 from report import CONLL2003, REPO, conll2003_or_sample, machine, write_results
 
 SENTENCES_PER_BATCH = 512  # as nerwin.predict tags
-# Each prediction figure, and whether its passes start on warm cores (else straight after IDLE).
+# Each prediction figure: what its passes call, and whether they start on warm cores (else
+# straight after IDLE, as before warm_cores).
 PREDICTION = {
-    "predict_network_tokens_per_s": True,
-    "predict_tokens_per_s": True,
-    "predict_network_after_idle_tokens_per_s": False,
-    "predict_after_idle_tokens_per_s": False,
+    "predict_network_warm_tokens_per_s": ("network", True),
+    "predict_warm_tokens_per_s": ("tags", True),
+    "predict_network_tokens_per_s": ("network", False),
+    "predict_tokens_per_s": ("tags", False),
 }
 IDLE = 0.5  # s before each timed prediction pass: the other side's idle threads stop spinning
-WARM = 0.2  # s of busy cores after the pause, before the pass timed as the steady state
+WARM = 0.2  # s of busy cores after the pause, before a pass timed on warm cores
 
 
 # -- the child: one side, one repeat --------------------------------------------------
@@ -103,10 +104,11 @@ def run_side(
     rng = np.random.default_rng(config.train.seed)
     model, data = prepare(config, rng)
     if side == "torch":
+        threads = max(_threads().values())  # numpy's BLAS, before torch adds its own pools
         import torch
         from torch_reference import TorchTrainer
 
-        torch.set_num_threads(max(_threads().values()))  # as many as numpy's BLAS uses
+        torch.set_num_threads(threads)
         trainer = TorchTrainer(model, data, config.train.seed)
         step = trainer.train_epoch
 
@@ -166,11 +168,11 @@ def run_side(
 def warm_cores(threads: int, seconds: float = WARM) -> None:
     """Keep ``threads`` cores busy for ``seconds`` with numpy's exp, in threads of neither side.
 
-    Straight after a pause, this machine's virtual cores are slow to take up
-    work again, for about a tenth of a second: nerwin's second thread, woken
-    for each phase of a batch, often starts on the core its first thread is
-    using. PyTorch's threads lose much less; the table's rows "straight after
-    the pause" show both.
+    On the 2-core virtual machine of docs/RESULTS.md, nerwin's passes
+    straight after a pause ran slower than on busy cores, and its second
+    thread, woken for each phase of a batch, was seen starting on the core
+    its first thread was using; PyTorch's passes lost much less. The table's
+    rows "straight after the pause" show both.
     """
     busy = np.ones(1 << 16, dtype=np.float32)
     until = time.perf_counter() + seconds
@@ -201,7 +203,7 @@ def run_prediction(model_dir: str, config_path: str, data_dir: str, rounds: int)
         tokens[i : i + SENTENCES_PER_BATCH] for i in range(0, len(tokens), SENTENCES_PER_BATCH)
     ]
     k, decode = model.config.features.window, model.config.model.decode
-    threads = max(_threads().values())
+    threads = max(_threads().values())  # numpy's BLAS, before torch adds its own pools
     sides = {}
 
     def nerwin_network(chunk):  # token ids and sentence lengths, what the tables read
@@ -241,22 +243,20 @@ def run_prediction(model_dir: str, config_path: str, data_dir: str, rounds: int)
         return test_tokens / (time.perf_counter() - started)
 
     calls = {
-        side: (
-            [network(chunk) for chunk in chunks],  # inputs built once, outside the timing
-            [functools.partial(tags, chunk) for chunk in chunks],
-        )
+        side: {
+            "network": [network(chunk) for chunk in chunks],  # inputs built outside the timing
+            "tags": [functools.partial(tags, chunk) for chunk in chunks],
+        }
         for side, (_, network, tags) in sides.items()
     }
-    rates = {side: {kind: [] for kind in PREDICTION} for side in sides}
+    rates = {side: {figure: [] for figure in PREDICTION} for side in sides}
     for round_ in range(rounds):
         for side in list(sides) if round_ % 2 == 0 else list(reversed(sides)):
             fresh = sides[side][0]
-            network_calls, tag_calls = calls[side]
-            for kind, warm in PREDICTION.items():
-                kind_calls = network_calls if "network" in kind else tag_calls
-                rates[side][kind].append(rate(fresh, kind_calls, warm))
+            for figure, (kind, warm) in PREDICTION.items():
+                rates[side][figure].append(rate(fresh, calls[side][kind], warm))
     return {
-        side: {kind: statistics.median(r[kind]) for kind in PREDICTION} | {"rounds": r}
+        side: {figure: statistics.median(r[figure]) for figure in PREDICTION} | {"rounds": r}
         for side, r in rates.items()
     }
 
@@ -337,16 +337,20 @@ def summarise_prediction(runs: list[dict], side: str) -> dict:
 ROWS = [
     ("training, tokens/s", "train_tokens_per_s", "{:,.0f}"),
     ("dev evaluation, s", "dev_eval_seconds", "{:.2f}"),
-    ("prediction, network alone, tokens/s", "predict_network_tokens_per_s", "{:,.0f}"),
-    ("prediction, tokens to tags, tokens/s", "predict_tokens_per_s", "{:,.0f}"),
     (
-        "the same straight after the pause: network alone, tokens/s",
-        "predict_network_after_idle_tokens_per_s",
+        "prediction on warm cores, network alone, tokens/s",
+        "predict_network_warm_tokens_per_s",
+        "{:,.0f}",
+    ),
+    ("prediction on warm cores, tokens to tags, tokens/s", "predict_warm_tokens_per_s", "{:,.0f}"),
+    (
+        "prediction straight after the pause, network alone, tokens/s",
+        "predict_network_tokens_per_s",
         "{:,.0f}",
     ),
     (
-        "the same straight after the pause: tokens to tags, tokens/s",
-        "predict_after_idle_tokens_per_s",
+        "prediction straight after the pause, tokens to tags, tokens/s",
+        "predict_tokens_per_s",
         "{:,.0f}",
     ),
     ("best dev F1 in the epochs run", "best_dev_f1", "{:.2f}"),

@@ -53,19 +53,19 @@ from nerwin.nn import gates
 from nerwin.nn.cores import in_halves, one_blas_thread
 
 CAPACITY = 16384  # rows of the table: 98 MB at the GloVe config's 5 x 300 floats a row
-
-
-def preloaded(capacity: int) -> int:
-    """Frequent training tokens ``freeze`` puts in a table of ``capacity`` rows: three
-    quarters, so a text's first 4,096 new tokens at CAPACITY find free rows."""
-    return capacity * 3 // 4
-
-
-PRELOADED = preloaded(CAPACITY)  # frequent training tokens a model keeps
 RESERVED_ROWS = 3  # rows 0-2, so that the padding's rows are its ids; row 0 is never read
 PADDING = np.array([Vocab.bos_id, Vocab.eos_id])  # the ids window_ids pads with: <s>, </s>
 BLOCK = 1024  # windows a step: few numpy calls a window, the two threads seldom wait for the GIL
 PROJECT_STEP = 128  # new tokens a step: each pass over their (n, K H) projections reads from cache
+
+
+def preloaded(capacity: int) -> int:
+    """Frequent training tokens ``freeze`` puts in a table of ``capacity`` rows: three
+    quarters, so at CAPACITY at least 4,093 rows are left for a text's new tokens."""
+    return min(capacity * 3 // 4, capacity - RESERVED_ROWS)
+
+
+PRELOADED = preloaded(CAPACITY)  # frequent training tokens a model keeps
 
 
 def keyable(tables: list[np.ndarray]) -> bool:
@@ -202,8 +202,8 @@ class Projections:
             missing = np.flatnonzero(~known)
             new, first, inverse = np.unique(keys[missing], return_index=True, return_inverse=True)
             if len(new) > len(self.free):
-                needed = rows[known]
-                if RESERVED_ROWS + len(np.unique(needed)) + len(new) > self.capacity:
+                needed = np.unique(rows[known])
+                if RESERVED_ROWS + len(needed) + len(new) > self.capacity:
                     return None
                 self._evict(needed, len(new))
             fresh, self.free = self.free[: len(new)], self.free[len(new) :]
