@@ -149,7 +149,7 @@ def test_freeze_starts_with_the_frequent_training_tokens():
     np.testing.assert_array_equal(model.projections.key_rows, rows_before)  # both were there
 
 
-def test_freeze_preloads_three_quarters_of_the_rows_and_always_leaves_room():
+def test_freeze_preloads_three_quarters_of_the_rows_never_the_reserved_ones():
     model = make_model(dtype=np.float64)
     model.frequent_tokens = frequent_tokens_of(TEXT)  # more than the small tables below hold
     sentence = TEXT[0]
