@@ -30,8 +30,8 @@ first time.
 
 Each pass follows a pause of IDLE seconds, so that the other side's
 threads stop spinning, and then WARM seconds of both cores busy in
-neither side's code (``warm_cores``), so that it starts on busy cores, as
-in a running `nerwin predict`. Every round also times each side straight
+neither side's code (``warm_cores``), so that the pass starts on busy
+cores, as in a running `nerwin predict`. Every round also times each side straight
 after the pause, and the table shows those medians as well.
 
 The parent also measures float32 GEMM GFLOP/s at the hidden layer's shapes,
@@ -166,7 +166,7 @@ def run_side(
 
 
 def warm_cores(threads: int, seconds: float = WARM) -> None:
-    """Keep ``threads`` cores busy for ``seconds`` with numpy's exp, in threads of neither side.
+    """Keep ``threads`` cores busy for ``seconds`` with numpy's exp, code of neither side.
 
     On the 2-core virtual machine of docs/RESULTS.md, nerwin's passes
     straight after a pause ran slower than on busy cores, and its second
