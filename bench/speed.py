@@ -79,6 +79,11 @@ def _threads() -> dict:
     return {pool["internal_api"]: pool["num_threads"] for pool in threadpool_info()}
 
 
+def _blas_threads() -> int:
+    """The threads numpy's BLAS uses, read before torch loads its own pools: torch gets as many."""
+    return max(_threads().values())
+
+
 def run_side(
     side: str,
     config_path: str,
@@ -104,7 +109,7 @@ def run_side(
     rng = np.random.default_rng(config.train.seed)
     model, data = prepare(config, rng)
     if side == "torch":
-        threads = max(_threads().values())  # numpy's BLAS, before torch adds its own pools
+        threads = _blas_threads()
         import torch
         from torch_reference import TorchTrainer
 
@@ -203,7 +208,7 @@ def run_prediction(model_dir: str, config_path: str, data_dir: str, rounds: int)
         tokens[i : i + SENTENCES_PER_BATCH] for i in range(0, len(tokens), SENTENCES_PER_BATCH)
     ]
     k, decode = model.config.features.window, model.config.model.decode
-    threads = max(_threads().values())  # numpy's BLAS, before torch adds its own pools
+    threads = _blas_threads()
     sides = {}
 
     def nerwin_network(chunk):  # token ids and sentence lengths, what the tables read
