@@ -1,9 +1,11 @@
 import numpy as np
+import pytest
 
 from nerwin.data.features import (
     caps_class,
     encode_windows,
     normalise_word,
+    position_ids,
     suffix,
     window_ids,
     word_shape,
@@ -24,6 +26,16 @@ def test_windows_never_cross_sentences():
 
 def test_window_ids_with_k_zero_is_the_token():
     assert window_ids(np.array([4, 3]), np.array([2]), 0).tolist() == [[4], [3]]
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+def test_position_ids_are_window_ids_transposed(k):
+    rng = np.random.default_rng(k)
+    lengths = rng.integers(0, 6, size=40)  # empty sentences and shorter ones than the window
+    flat_ids = rng.integers(3, 100, size=lengths.sum())
+    by_position = position_ids(flat_ids, lengths, k)
+    assert by_position.dtype == flat_ids.dtype
+    np.testing.assert_array_equal(by_position, window_ids(flat_ids, lengths, k).T)
 
 
 def test_vocab_first_seen_order_and_reserved_ids():

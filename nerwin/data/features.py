@@ -3,7 +3,8 @@
 Each feature maps a token to a string value (``normalise_word``,
 ``caps_class``, ...); a vocabulary turns values into ids; ``window_ids``
 turns a corpus of ids into one row of 2k+1 ids per token, padded with
-``<s>`` / ``</s>`` at sentence edges.
+``<s>`` / ``</s>`` at sentence edges, and ``position_ids`` into one row per
+window position.
 """
 
 from __future__ import annotations
@@ -86,16 +87,42 @@ def window_ids(flat_ids: np.ndarray, lengths: np.ndarray, k: int) -> np.ndarray:
            [8, 9, 2],
            [1, 5, 2]], dtype=int32)
     """
+    padded, centres = _padded(flat_ids, lengths, k, np.int32)
+    return padded[centres[:, None] + np.arange(-k, k + 1)]
+
+
+def position_ids(flat_ids: np.ndarray, lengths: np.ndarray, k: int) -> np.ndarray:
+    """``window_ids`` transposed, in flat_ids' dtype: shape (2k+1, T), row j the ids at
+    position j of every window, each row one gather from the padded copy.
+
+    >>> position_ids(np.array([7, 8, 9, 5]), np.array([3, 1]), 1)
+    array([[1, 7, 8, 1],
+           [7, 8, 9, 5],
+           [8, 9, 2, 2]])
+    """
+    padded, centres = _padded(flat_ids, lengths, k, flat_ids.dtype)
+    by_position = np.empty((2 * k + 1, len(centres)), dtype=padded.dtype)
+    for position, offset in enumerate(range(-k, k + 1)):
+        np.take(padded, centres + offset, out=by_position[position])
+    return by_position
+
+
+def _padded(
+    flat_ids: np.ndarray, lengths: np.ndarray, k: int, dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray]:
+    """(The ids with k ``<s>`` before and k ``</s>`` after each sentence: shape (T + 2kS,);
+    where each token's id went in it: shape (T,))."""
     lengths = np.asarray(lengths, dtype=np.int64)
     padded_lengths = lengths + 2 * k
-    padded_starts = np.cumsum(padded_lengths) - padded_lengths  # (S,)
-    padded = np.full(int(padded_lengths.sum()), Vocab.eos_id, dtype=np.int32)
-    padded[(padded_starts[:, None] + np.arange(k)).ravel()] = Vocab.bos_id
-    token_starts = np.cumsum(lengths) - lengths  # (S,)
-    offset_in_sentence = np.arange(int(lengths.sum())) - np.repeat(token_starts, lengths)
-    centres = np.repeat(padded_starts + k, lengths) + offset_in_sentence  # (T,)
+    ends = np.cumsum(padded_lengths)  # (S,)
+    padded = np.full(int(padded_lengths.sum()), Vocab.eos_id, dtype=dtype)
+    is_token = np.ones(len(padded), dtype=bool)
+    for i in range(k):
+        padded[ends - padded_lengths + i] = Vocab.bos_id
+        is_token[ends - padded_lengths + i] = is_token[ends - 1 - i] = False
+    centres = np.flatnonzero(is_token)  # (T,)
     padded[centres] = flat_ids
-    return padded[centres[:, None] + np.arange(-k, k + 1)]
+    return padded, centres
 
 
 @dataclass
