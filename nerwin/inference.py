@@ -15,15 +15,18 @@ Text repeats its tokens: a batch of 512 CoNLL sentences has three tokens
 for each distinct one, and most of those were seen in earlier batches.
 
 With tanh, the rows go one step further and hold e^(-2 a_j) instead of
-each a_j = W_j x_t (b included at the centre), since
+each a_j = W_j x_t (b included at the centre), and the last position's
+rows hold e^(+2 a_j), since
 
-    tanh(z) = 2 s - 1,   s = 1 / (1 + e^(-2z)),   e^(-2z) = prod_j e^(-2 a_j)
+    tanh(z) = 2 s - 1,   s = 1 / (1 + e^(-2z)) = q / (P + q),
+    P = prod_{j < K-1} e^(-2 a_j),   q = e^(+2 a_{K-1})
 
-so a window's gathered rows multiply into e^(-2z) with no exp left to take,
-and 2 s - 1 folds into the heads: (2 s - 1) V + c = s (2 V) + c - (V's
-column sums).
-numpy's float32 exp and tanh cost ten times an add on AVX2 machines, so
-this takes a window's hidden layer from an exp and four passes to two.
+so a window's gathered rows multiply into P and meet q in one sum and one
+division, with no exp left to take, and 2 s - 1 folds into the heads:
+(2 s - 1) V + c = s (2 V) + c - (V's column sums).
+numpy's float32 exp and tanh cost ten times an add on AVX2 machines, so a
+window's hidden layer costs K - 2 products, a sum and a division instead of
+K - 1 sums and a tanh.
 
 The product keeps float rounding's accuracy while every partial product over
 positions stays within the float's range, e^(+-L) with L = -ln(tiny), or
@@ -31,8 +34,13 @@ tanh is saturated anyway (|2z| > S = ln(8 / eps), past which tanh(z) rounds
 to +-1). A partial product over k of the K positions leaves the range only
 if 2 k M > L, and the rest bring it back below S only if 2 (K - k) M > L - S,
 where M bounds every |a_j|; both at once need M > (2 L - S) / (2 K): 15.7
-for float32 and a window of 5. A batch reading a row beyond that, padding included, goes
-through the graph.
+for float32 and a window of 5. q is within range, as 2 M < L; P beyond it
+gives s = 0 or 1, as saturation does. A batch reading a row beyond M,
+padding included, goes through the graph.
+
+Tokens are found by a key, one int64 from their ids of every feature: a
+direct-mapped cache of 2^SLOT_BITS entries maps most keys straight to their row,
+and the sorted keys of every remembered token find the others.
 
 Dimension letters as in nn/gates.py, plus T tokens of a batch, S sentences,
 F features, D the sum of their embedding sizes, U distinct tokens.
@@ -47,16 +55,18 @@ from collections.abc import Callable
 
 import numpy as np
 
-from nerwin.data.features import window_ids
+from nerwin.data.features import position_ids
 from nerwin.data.vocab import Vocab
 from nerwin.nn import gates
 from nerwin.nn.cores import in_halves, one_blas_thread
 
 CAPACITY = 16384  # rows of the table: 98 MB at the GloVe config's 5 x 300 floats a row
 RESERVED_ROWS = 3  # rows 0-2, so that the padding's rows are its ids; row 0 is never read
-PADDING = np.array([Vocab.bos_id, Vocab.eos_id])  # the ids window_ids pads with: <s>, </s>
+PADDING = np.array([Vocab.bos_id, Vocab.eos_id])  # the ids position_ids pads with: <s>, </s>
 BLOCK = 1024  # windows a step: few numpy calls a window, the two threads seldom wait for the GIL
 PROJECT_STEP = 128  # new tokens a step: each pass over their (n, K H) projections reads from cache
+SLOT_BITS = 18  # the key cache has 2^18 entries: 2 MB, 16 a row at CAPACITY, so few keys collide
+FIBONACCI = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio: spreads keys over the slots
 
 
 def preloaded(capacity: int) -> int:
@@ -77,15 +87,23 @@ class SumForm:
     """Rows hold each a_j as it is: a window's rows add up to z, and f(z) is taken in place."""
 
     reduce = np.add
-    scale = 1.0  # of the weights, so that the rows hold a_j
+    identity = 0.0  # of reduce, for a window of one position
+    scale = last_scale = 1.0  # of the weights, so that the rows hold a_j
 
     def __init__(self, apply: Callable[[np.ndarray], np.ndarray]):
-        self.finish = apply  # f written over z: shape (n, H)
+        self.apply = apply  # f written over z: shape (n, H)
 
     @staticmethod
-    def encode(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """a: shape (U, K H) -> (the rows to keep, shape (U, K H); all within bound: (U,))."""
-        return a, np.ones(len(a), dtype=bool)
+    def encode(a: np.ndarray) -> np.ndarray:
+        """a: shape (U, K H), the rows to keep as they are -> whether each is within bound:
+        all, (U,)."""
+        return np.ones(len(a), dtype=bool)
+
+    def finish(self, reduced: np.ndarray, last: np.ndarray) -> np.ndarray:
+        """The sum over the positions before the last and the last's rows, both shape (n, H)
+        -> f(z), written over ``reduced``."""
+        reduced += last
+        return self.apply(reduced)
 
     @staticmethod
     def heads(W: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -94,29 +112,34 @@ class SumForm:
 
 
 class TanhProductForm:
-    """Rows hold e^(-2 a_j): a window's rows multiply into e^(-2z), and s = 1 / (1 + e^(-2z))."""
+    """Rows hold e^(-2 a_j), the last position's e^(+2 a_j): a window's rows multiply into P,
+    and s = q / (P + q) = 1 / (1 + e^(-2z)), see the module's docstring."""
 
     reduce = np.multiply
-    scale = -2.0  # of the weights: the product with them gives -2 a_j, with no pass of its own
+    identity = 1.0  # of reduce, for a window of one position
+    # Of the weights: the product with them gives -2 a_j, the last position's +2 a_j, with
+    # no pass of its own.
+    scale, last_scale = -2.0, 2.0
 
     def __init__(self, dtype: np.dtype, width: int):
         info = np.finfo(dtype)
         in_range, saturated = -np.log(info.tiny), np.log(8 / info.eps)  # L and S
         self.bound = (2 * in_range - saturated) / (2 * width)  # M, see the module's docstring
 
-    def encode(self, scaled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """scaled = -2a: shape (U, K H), overwritten -> (e^(-2a), whether each row's |a| <= M:
-        (U,))."""
+    def encode(self, scaled: np.ndarray) -> np.ndarray:
+        """scaled = -+2a: shape (U, K H), overwritten by its exp -> whether each row's
+        |a| <= M: (U,)."""
         limit = 2.0 * self.bound
         within = (scaled.max(axis=1) <= limit) & (scaled.min(axis=1) >= -limit)
         with np.errstate(over="ignore"):  # rows beyond M, or alone in a saturated window
-            return np.exp(scaled, out=scaled), within
+            np.exp(scaled, out=scaled)
+        return within
 
     @staticmethod
-    def finish(p: np.ndarray) -> np.ndarray:
-        """p = e^(-2z): shape (n, H) -> s = 1 / (1 + p), written over p."""
-        p += 1.0
-        return np.reciprocal(p, out=p)
+    def finish(product: np.ndarray, last: np.ndarray) -> np.ndarray:
+        """P and q, both shape (n, H) -> s = q / (P + q), written over P."""
+        product += last
+        return np.divide(last, product, out=product)
 
     @staticmethod
     def heads(W: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -160,22 +183,25 @@ class Projections:
         hidden, dims = W.shape[0], sum(t.shape[1] for t in tables)
         self.tables, self.k, self.width, self.hidden = tables, k, width, hidden
         self.form = form_of(activation, W.dtype, width)
-        self.centre_b = self.form.scale * b  # (H,) added at the centre position, once per window
+        scales = np.r_[np.full(width - 1, self.form.scale), self.form.last_scale]  # (K,)
+        self.centre_b = scales[k] * b  # (H,) added at the centre position, once per window
         self.head_W, self.head_b = self.form.heads(*heads)  # as they apply to finish's output
         # (D, K H): column block j holds W_j^T scaled, so x_t @ by_position lists the scaled
         # W_j x_t for every j.
-        self.by_position = self.form.scale * np.ascontiguousarray(
-            W.reshape(hidden, width, dims).transpose(2, 1, 0).reshape(dims, width * hidden)
+        scaled = W.reshape(hidden, width, dims) * scales[:, None].astype(W.dtype)
+        self.by_position = np.ascontiguousarray(
+            scaled.transpose(2, 1, 0).reshape(dims, width * hidden)
         )
         self.radix = np.cumprod([1] + [len(t) for t in tables[:-1]], dtype=np.int64)  # (F,)
         self.rows = np.empty((capacity, width * hidden), dtype=W.dtype)  # (R, K H)
         self.rows.fill(0.0)  # touched once now: no batch pays the page faults of its rows
-        padding = PADDING[:, None].repeat(len(tables), 1)  # (2, F): <s> or </s> in every feature
         self.within_bound = np.ones(capacity, dtype=bool)  # rows the form reads accurately
-        self.rows[PADDING], self.within_bound[PADDING] = self.form.encode(self.project(padding))
+        self._project_into(PADDING, PADDING[:, None].repeat(len(tables), 1))  # in every feature
         self.keys = np.zeros(0, dtype=np.int64)  # sorted keys of the remembered tokens
         self.key_rows = np.zeros(0, dtype=np.int64)  # the row of each key
-        self.free = np.arange(RESERVED_ROWS, capacity)  # rows holding no token
+        self.row_keys = np.full(capacity, -1, dtype=np.int64)  # the key each row holds, or -1
+        self.slot_rows = np.zeros(1 << SLOT_BITS, dtype=np.int64)  # each slot: a row, key or not
+        self.free = np.arange(RESERVED_ROWS, capacity)  # rows holding no token, in order
         self.uses = np.zeros(capacity, dtype=np.int64)  # tokens read from each row, aged
         self.lock = threading.Lock()  # scores: one batch at a time, see the class docstring
 
@@ -183,11 +209,11 @@ class Projections:
     def capacity(self) -> int:
         return len(self.rows)
 
-    def project(self, ids: np.ndarray) -> np.ndarray:
+    def project(self, ids: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """ids: shape (U, F) -> shape (U, K H), each token's contribution at every position,
-        times the form's scale."""
+        times the form's scale of that position, in ``out`` when given."""
         x = np.concatenate([table[ids[:, f]] for f, table in enumerate(self.tables)], axis=1)
-        projected = x @ self.by_position  # (U, K H)
+        projected = np.matmul(x, self.by_position, out=out)  # (U, K H)
         projected[:, self.k * self.hidden : (self.k + 1) * self.hidden] += self.centre_b
         return projected
 
@@ -212,30 +238,44 @@ class Projections:
             at = np.searchsorted(self.keys, new)  # after any eviction: keys stay sorted
             self.keys = np.insert(self.keys, at, new)
             self.key_rows = np.insert(self.key_rows, at, fresh)
+            self.row_keys[fresh] = new
+            self.slot_rows[_slots(new)] = fresh
         self.uses += np.bincount(rows, minlength=self.capacity)
         return rows
 
     def _find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """keys: shape (T,) -> (the row of each remembered key, any row for the others;
-        whether each is remembered), both shape (T,)."""
-        if not len(self.keys):
-            return np.zeros(len(keys), dtype=np.int64), np.zeros(len(keys), dtype=bool)
-        where = np.searchsorted(self.keys, keys)
+        whether each is remembered), both shape (T,).
+
+        The cache answers for most keys; the sorted keys for those it does not hold.
+        """
+        rows = self.slot_rows[_slots(keys)]
+        known = self.row_keys[rows] == keys
+        if known.all() or not len(self.keys):
+            return rows, known
+        missed = np.flatnonzero(~known)
+        where = np.searchsorted(self.keys, keys[missed])
         np.minimum(where, len(self.keys) - 1, out=where)
-        return self.key_rows[where], self.keys[where] == keys
+        rows[missed] = self.key_rows[where]
+        known[missed] = self.keys[where] == keys[missed]
+        return rows, known
 
     def _project_into(self, rows: np.ndarray, ids: np.ndarray) -> None:
         """The rows of ``ids``' projections, in the form's terms, half of them on each core.
 
-        rows: shape (U,), distinct free rows; ids: shape (U, F), their tokens.
+        rows: shape (U,), distinct free rows; ids: shape (U, F), their tokens. A
+        step of rows in a run, as free rows mostly come, is projected in place.
         """
 
         def project_part(part: slice) -> None:
             for start in range(part.start, part.stop, PROJECT_STEP):
-                step = slice(start, min(start + PROJECT_STEP, part.stop))
-                self.rows[rows[step]], self.within_bound[rows[step]] = self.form.encode(
-                    self.project(ids[step])
-                )
+                step = rows[start : min(start + PROJECT_STEP, part.stop)]
+                in_order = (np.diff(step) == 1).all()
+                out = self.rows[step[0] : step[-1] + 1] if in_order else None
+                projected = self.project(ids[start : start + len(step)], out=out)
+                self.within_bound[step] = self.form.encode(projected)
+                if not in_order:
+                    self.rows[step] = projected
 
         with one_blas_thread():
             in_halves(project_part, len(rows))
@@ -250,8 +290,10 @@ class Projections:
         spare = ~np.isin(self.key_rows, needed_rows)  # (remembered,)
         by_use = np.flatnonzero(spare)[np.argsort(self.uses[self.key_rows[spare]], kind="stable")]
         dropped = by_use[: max(room - len(self.free), len(by_use) // 2)]
-        self.uses[self.key_rows[dropped]] = 0  # the row's next token starts its own count
-        self.free = np.r_[self.free, self.key_rows[dropped]]
+        freed = self.key_rows[dropped]
+        self.uses[freed] = 0  # the row's next token starts its own count
+        self.row_keys[freed] = -1
+        self.free = np.sort(np.r_[self.free, freed])  # in order: new tokens project in place
         self.keys, self.key_rows = np.delete(self.keys, dropped), np.delete(self.key_rows, dropped)
         self.uses //= 2
 
@@ -276,9 +318,11 @@ class Projections:
                 self.within_bound[PADDING].all() and self.within_bound[rows].all()
             ):
                 return None
-            # Windows of row numbers: window_ids pads with the ids of <s> and </s>, their rows.
-            windows = window_ids(rows, lengths, self.k)  # (T, K)
-            by_position = (windows * self.width + np.arange(self.width)).T.copy()  # (K, T)
+            # Each window's row numbers in self.rows viewed as (R K, H), a position a row:
+            # position_ids pads with the ids of <s> and </s>, their rows.
+            by_position = position_ids(rows, lengths, self.k)  # (K, T)
+            by_position *= self.width
+            by_position += np.arange(self.width)[:, None]
             scores = np.empty((len(rows), self.head_W.shape[1]), dtype=self.rows.dtype)  # (T, C')
             score_part = functools.partial(self._score_blocks, by_position, scores)
             with one_blas_thread():
@@ -298,8 +342,8 @@ class Projections:
         viewed as (R K, H); scores: shape (T, C').
         """
         by_row = self.rows.reshape(-1, self.hidden)  # (R K, H): row r's position j at r K + j
-        # z's form (z, or e^(-2z)) so far, and one position's gathered rows: the positions
-        # come one at a time, so two buffers serve any window width.
+        # The positions before the last reduced so far, and one position's gathered rows: the
+        # positions come one at a time, so two buffers serve any window width.
         reduced_buffer = np.empty((BLOCK, self.hidden), dtype=self.rows.dtype)  # (n, H)
         gathered_buffer = np.empty_like(reduced_buffer)
         # A saturated window's product may leave float range: it still gives +-1. errstate
@@ -310,8 +354,19 @@ class Projections:
                 reduced, gathered = reduced_buffer[: stop - start], gathered_buffer[: stop - start]
                 # take writes straight into a contiguous `out` with mode="clip" (every row
                 # number is valid), else via a copy.
-                np.take(by_row, by_position[0, start:stop], axis=0, out=reduced, mode="clip")
-                for position in by_position[1:, start:stop]:
+                *before_last, last = by_position[:, start:stop]
+                if before_last:
+                    np.take(by_row, before_last[0], axis=0, out=reduced, mode="clip")
+                else:  # a window of one position
+                    reduced.fill(self.form.identity)
+                for position in before_last[1:]:
                     np.take(by_row, position, axis=0, out=gathered, mode="clip")
                     self.form.reduce(reduced, gathered, out=reduced)
-                np.matmul(self.form.finish(reduced), self.head_W, out=scores[start:stop])
+                np.take(by_row, last, axis=0, out=gathered, mode="clip")
+                np.matmul(self.form.finish(reduced, gathered), self.head_W, out=scores[start:stop])
+
+
+def _slots(keys: np.ndarray) -> np.ndarray:
+    """keys: shape (n,) int64, >= 0 -> their slots in the key cache: shape (n,), Fibonacci
+    hashing: the top bits of key times 2^64 / golden ratio, modulo 2^64."""
+    return (keys.view(np.uint64) * FIBONACCI) >> np.uint64(64 - SLOT_BITS)

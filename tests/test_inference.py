@@ -111,6 +111,42 @@ def test_a_small_memory_evicts_and_still_agrees():
     assert len(np.unique(projections.key_rows)) == len(projections.key_rows)
 
 
+def test_the_key_cache_answers_for_remembered_tokens():
+    model = make_model().freeze()
+    ids = model.encoder.ids(TEXT[4])
+    rows = model.projections.token_rows(ids)
+    keys = ids.astype(np.int64) @ model.projections.radix
+    np.testing.assert_array_equal(model.projections.slot_rows[inference._slots(keys)], rows)
+
+
+def test_keys_sharing_a_cache_slot_still_find_their_rows(monkeypatch):
+    monkeypatch.setattr(inference, "SLOT_BITS", 1)  # two slots: most keys share one
+    model = make_model(dtype=np.float64)
+    sentences = TEXT * 2  # the second time, every token is remembered
+    expected = graph_probabilities(model, sentences)[1]
+    model.freeze(capacity=RESERVED_ROWS + 20)  # and rows are reused
+    got = []
+    for sentence in sentences:
+        ids = model.encoder.ids(sentence)
+        got.append(model.token_probabilities(ids, np.array([len(sentence)]))[1])
+    np.testing.assert_allclose(np.concatenate(got), expected, atol=1e-12)
+    projections = model.projections
+    held = projections.row_keys >= 0
+    assert sorted(projections.row_keys[held]) == projections.keys.tolist()
+    np.testing.assert_array_equal(projections.row_keys[projections.key_rows], projections.keys)
+
+
+def test_rows_in_any_order_hold_their_tokens_projections():
+    model = make_model(dtype=np.float64).freeze(capacity=RESERVED_ROWS + 20)
+    projections = model.projections
+    ids = model.encoder.ids(TEXT[0][:5])
+    expected = projections.project(ids)
+    projections.form.encode(expected)
+    for rows in ([10, 11, 12, 13, 14], [15, 3, 20, 8, 4]):  # in place, then scattered
+        projections._project_into(np.array(rows), ids)
+        np.testing.assert_allclose(projections.rows[rows], expected, rtol=1e-15)
+
+
 def test_a_reused_row_counts_only_its_new_tokens_uses():
     model = make_model().freeze(capacity=RESERVED_ROWS + 10)
     projections = model.projections
@@ -195,11 +231,13 @@ def windows_near_the_bound(form, rng, count=20_000):
 def test_tanh_as_a_product_is_tanh_up_to_the_bound(dtype):
     form = inference.TanhProductForm(dtype, width=5)
     a = windows_near_the_bound(form, np.random.default_rng(0)).astype(dtype)
-    rows, exact = form.encode(form.scale * a.reshape(-1, 1))  # one row per window position
-    assert exact.all()
+    scales = np.array([form.scale] * 4 + [form.last_scale], dtype=dtype)
+    rows = (scales * a).reshape(-1, 1)  # one row per window position
+    assert form.encode(rows).all()
+    *before_last, last = rows.reshape(-1, 5).T.copy()  # positions in order
     with np.errstate(over="ignore", under="ignore"):
-        product = form.reduce.reduce(rows.reshape(-1, 5).T, axis=0)  # positions in order
-    h = 2 * form.finish(product) - 1
+        product = form.reduce.reduce(before_last, axis=0)
+    h = 2 * form.finish(product, last) - 1
     z = [math.fsum(window) for window in a.astype(np.float64)]  # float64's own sum: 1e-13 off
     expected = np.tanh(z)
     np.testing.assert_allclose(h, expected, atol=8 * np.finfo(dtype).eps, rtol=0)
@@ -210,9 +248,8 @@ def test_tanh_as_a_product_flags_rows_beyond_the_bound(dtype, bound):
     form = inference.TanhProductForm(dtype, width=5)
     assert form.bound == pytest.approx(bound, abs=0.01)  # (2 L - S) / (2 K)
     a = np.array([[0.0, form.bound], [-1.0001 * form.bound, 1.0], [2.0, 1.0001 * form.bound]])
-    np.testing.assert_array_equal(
-        form.encode(form.scale * a.astype(dtype))[1], [True, False, False]
-    )
+    for scale in (form.scale, form.last_scale):
+        np.testing.assert_array_equal(form.encode(scale * a.astype(dtype)), [True, False, False])
 
 
 def test_rows_beyond_the_bound_go_through_the_graph():
