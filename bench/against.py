@@ -1,0 +1,130 @@
+"""Prediction's network alone, this checkout's nerwin against another commit's, in turns.
+
+    python bench/against.py 19ecd0b --model runs/conll2003 [--rounds 15]
+
+Each side runs in a child process of its own that imports its own copy of
+the nerwin package (the commit's is extracted with `git archive`), loads
+the same model and times the same passes as bench/speed.py's "on warm
+cores, network alone": eng.testb in batches of 512 sentences, token ids to
+probabilities, the model frozen afresh before each pass, a pause of IDLE
+seconds, then WARM seconds of busy cores. The sides take turns, a pass
+each, the first side alternating, so a noisy neighbour slows both alike.
+Prints each side's median tokens/s, the ratio of the medians, every
+round's ratio and the largest difference between the two sides'
+probabilities. Falls back to the sample data without CoNLL-2003.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from report import CONLL2003, REPO, conll2003_or_sample
+from speed import IDLE, SENTENCES_PER_BATCH, _blas_threads, warm_cores
+
+
+def child(package_root: str, model_dir: str, config_path: str, data_dir: str) -> None:
+    """Serve passes over stdin and stdout with the nerwin package under ``package_root``."""
+    sys.path.insert(0, package_root)
+    import nerwin
+    from nerwin.config import load_config
+    from nerwin.model import WindowTagger
+    from nerwin.train import read_split
+
+    model = WindowTagger.load(model_dir)
+    config = load_config(config_path, (f"data.dir={data_dir}",))
+    sentences = [s.tokens for s in read_split(config, "test") or read_split(config, "dev")]
+    batches = [
+        (model.encoder.ids([t for s in batch for t in s]), np.array([len(s) for s in batch]))
+        for batch in (
+            sentences[i : i + SENTENCES_PER_BATCH]
+            for i in range(0, len(sentences), SENTENCES_PER_BATCH)
+        )
+    ]
+    tokens = sum(len(ids) for ids, _ in batches)
+    threads = _blas_threads()
+    imported = Path(nerwin.__file__).resolve().parent.parent
+    print("ready" if imported == Path(package_root).resolve() else imported, flush=True)
+    for command in sys.stdin:
+        model.freeze()
+        time.sleep(IDLE)
+        warm_cores(threads)
+        started = time.perf_counter()
+        probabilities = [model.token_probabilities(*batch) for batch in batches]
+        rate = tokens / (time.perf_counter() - started)
+        if command.startswith("save "):
+            np.save(
+                command.split(maxsplit=1)[1].strip(), np.concatenate([p for _, p in probabilities])
+            )
+        print(rate, flush=True)
+
+
+def start(package_root: Path, args) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--child", str(package_root), "--model", args.model,
+         "--config", str(args.config), "--data", args.data],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    answer = process.stdout.readline().strip()
+    if answer != "ready":
+        sys.exit(f"against.py: the child for {package_root} imported nerwin from {answer!r}")
+    return process
+
+
+def one_pass(process: subprocess.Popen, command: str = "pass") -> float:
+    process.stdin.write(command + "\n")
+    process.stdin.flush()
+    return float(process.stdout.readline())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("rev", nargs="?", help="the commit to time against")
+    parser.add_argument("--model", default=str(REPO / "runs" / "conll2003"))
+    parser.add_argument("--data", default=str(CONLL2003))
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--config", help=argparse.SUPPRESS)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.model, args.config, args.data)
+        return
+    if not args.rev or not (Path(args.model) / "weights.npz").is_file():
+        sys.exit("against.py: give a commit and --model, a saved model's directory")
+    args.config, args.data = conll2003_or_sample("against", args.data)
+    with tempfile.TemporaryDirectory() as other_root:
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", args.rev, "nerwin"],
+            capture_output=True, check=True,
+        ).stdout  # fmt: skip
+        subprocess.run(["tar", "-x", "-C", other_root], input=archive, check=True)
+        sides = {"this checkout": start(REPO, args), args.rev: start(Path(other_root), args)}
+        rates = {side: [] for side in sides}
+        saved = {side: f"{other_root}/{i}.npy" for i, side in enumerate(sides)}
+        for round_ in range(args.rounds):
+            order = list(sides) if round_ % 2 == 0 else list(reversed(sides))
+            for side in order:
+                command = f"save {saved[side]}" if round_ == 0 else "pass"
+                rates[side].append(one_pass(sides[side], command))
+        for process in sides.values():
+            process.stdin.close()
+            process.wait()
+        difference = np.abs(np.load(saved["this checkout"]) - np.load(saved[args.rev])).max()
+    ours, theirs = (rates[side] for side in sides)
+    for side, rate in rates.items():
+        print(f"{side:>14}: {statistics.median(rate):,.0f} tokens/s, median of {args.rounds}")
+    print(
+        f"ratio of the medians {statistics.median(ours) / statistics.median(theirs):.3f}; "
+        f"each round: {' '.join(f'{a / b:.2f}' for a, b in zip(ours, theirs, strict=True))}"
+    )
+    print(f"largest difference between the sides' probabilities: {difference:.1e}")
+
+
+if __name__ == "__main__":
+    main()
