@@ -34,9 +34,12 @@ tanh is saturated anyway (|2z| > S = ln(8 / eps), past which tanh(z) rounds
 to +-1). A partial product over k of the K positions leaves the range only
 if 2 k M > L, and the rest bring it back below S only if 2 (K - k) M > L - S,
 where M bounds every |a_j|; both at once need M > (2 L - S) / (2 K): 15.7
-for float32 and a window of 5. q is within range, as 2 M < L; P beyond it
-gives s = 0 or 1, as saturation does. A batch reading a row beyond M,
-padding included, goes through the graph.
+for float32 and a window of 5. P, a partial product, is covered by this,
+and beyond the range it gives s = 0 or 1, as saturation does. q, a single
+factor, must itself stay within range, as 0 or inf would make s = 0 / 0 or
+inf / inf: M is also at most L / 2, which binds only for a window of one
+position. A batch reading a row beyond M, padding included, goes through
+the graph.
 
 Tokens are found by a key, one int64 from their ids of every feature: a
 direct-mapped cache of 2^SLOT_BITS entries maps most keys straight to their row,
@@ -61,7 +64,7 @@ from nerwin.nn import gates
 from nerwin.nn.cores import in_halves, one_blas_thread
 
 CAPACITY = 16384  # rows of the table: 98 MB at the GloVe config's 5 x 300 floats a row
-RESERVED_ROWS = 3  # rows 0-2, so that the padding's rows are its ids; row 0 is never read
+RESERVED_ROWS = 3  # rows 0-2 hold no token, so the padding's rows are its ids; 0 is never gathered
 PADDING = np.array([Vocab.bos_id, Vocab.eos_id])  # the ids position_ids pads with: <s>, </s>
 BLOCK = 1024  # windows a step: few numpy calls a window, the two threads seldom wait for the GIL
 PROJECT_STEP = 128  # new tokens a step: each pass over their (n, K H) projections reads from cache
@@ -124,7 +127,9 @@ class TanhProductForm:
     def __init__(self, dtype: np.dtype, width: int):
         info = np.finfo(dtype)
         in_range, saturated = -np.log(info.tiny), np.log(8 / info.eps)  # L and S
-        self.bound = (2 * in_range - saturated) / (2 * width)  # M, see the module's docstring
+        # M, see the module's docstring: no partial product leaves the range unsaturated, and
+        # neither does the last position's q.
+        self.bound = min((2 * in_range - saturated) / (2 * width), in_range / 2)
 
     def encode(self, scaled: np.ndarray) -> np.ndarray:
         """scaled = -+2a: shape (U, K H), overwritten by its exp -> whether each row's
@@ -184,11 +189,12 @@ class Projections:
         self.tables, self.k, self.width, self.hidden = tables, k, width, hidden
         self.form = form_of(activation, W.dtype, width)
         scales = np.r_[np.full(width - 1, self.form.scale), self.form.last_scale]  # (K,)
+        scales = scales.astype(W.dtype)  # a float64 scalar times float32 b would be float64
         self.centre_b = scales[k] * b  # (H,) added at the centre position, once per window
         self.head_W, self.head_b = self.form.heads(*heads)  # as they apply to finish's output
         # (D, K H): column block j holds W_j^T scaled, so x_t @ by_position lists the scaled
         # W_j x_t for every j.
-        scaled = W.reshape(hidden, width, dims) * scales[:, None].astype(W.dtype)
+        scaled = W.reshape(hidden, width, dims) * scales[:, None]
         self.by_position = np.ascontiguousarray(
             scaled.transpose(2, 1, 0).reshape(dims, width * hidden)
         )
@@ -336,7 +342,8 @@ class Projections:
         scores: np.ndarray,
         part: slice,
     ) -> None:
-        """scores[part] = finish(z's form) @ head_W for the windows by_position[:, part].
+        """scores[part] = finish(the positions before the last, reduced; the last's rows)
+        @ head_W for the windows by_position[:, part].
 
         by_position: shape (K, T), each window's row numbers in ``self.rows``
         viewed as (R K, H); scores: shape (T, C').

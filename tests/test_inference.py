@@ -91,6 +91,7 @@ def test_frozen_float32_model_within_float32_rounding():
     model = make_model()
     (p_ent, p_tag), (fast_ent, fast_tag) = graph_and_frozen(model, TEXT)
     assert fast_tag.dtype == np.float32
+    assert model.projections.centre_b.dtype == np.float32  # no float64 pass in projecting
     np.testing.assert_allclose(fast_ent, p_ent, atol=2e-6)
     np.testing.assert_allclose(fast_tag, p_tag, atol=2e-6)
 
@@ -219,34 +220,39 @@ def test_frequent_tokens_survive_save_and_load(tmp_path):
     assert loaded.projections is not None
 
 
-def windows_near_the_bound(form, rng, count=20_000):
-    """a: shape (count, 5), every |a_j| <= M, most at +-M, and z = sum_j a_j mostly in [-12, 12]."""
+def windows_near_the_bound(form, rng, width, count=20_000):
+    """a: shape (count, width), every |a_j| <= M, most at +-M, and z = sum_j a_j mostly in
+    [-12, 12] where the bound allows."""
     bound = form.bound
-    a = rng.choice([-bound, bound], size=(count, 5)) * rng.uniform(0.9, 1.0, (count, 5))
-    a[:, 4] = np.clip(rng.uniform(-12, 12, count) - a[:, :4].sum(axis=1), -bound, bound)
+    a = rng.choice([-bound, bound], size=(count, width)) * rng.uniform(0.9, 1.0, (count, width))
+    a[:, -1] = np.clip(rng.uniform(-12, 12, count) - a[:, :-1].sum(axis=1), -bound, bound)
     return rng.permuted(a, axis=1)  # the large partial products come at any position
 
 
+@pytest.mark.parametrize("width", [1, 3, 5])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_tanh_as_a_product_is_tanh_up_to_the_bound(dtype):
-    form = inference.TanhProductForm(dtype, width=5)
-    a = windows_near_the_bound(form, np.random.default_rng(0)).astype(dtype)
-    scales = np.array([form.scale] * 4 + [form.last_scale], dtype=dtype)
+def test_tanh_as_a_product_is_tanh_up_to_the_bound(dtype, width):
+    form = inference.TanhProductForm(dtype, width=width)
+    a = windows_near_the_bound(form, np.random.default_rng(0), width).astype(dtype)
+    scales = np.array([form.scale] * (width - 1) + [form.last_scale], dtype=dtype)
     rows = (scales * a).reshape(-1, 1)  # one row per window position
     assert form.encode(rows).all()
-    *before_last, last = rows.reshape(-1, 5).T.copy()  # positions in order
+    *before_last, last = rows.reshape(-1, width).T.copy()  # positions in order
     with np.errstate(over="ignore", under="ignore"):
-        product = form.reduce.reduce(before_last, axis=0)
+        product = form.reduce.reduce(before_last, axis=0, initial=form.identity)
     h = 2 * form.finish(product, last) - 1
     z = [math.fsum(window) for window in a.astype(np.float64)]  # float64's own sum: 1e-13 off
     expected = np.tanh(z)
     np.testing.assert_allclose(h, expected, atol=8 * np.finfo(dtype).eps, rtol=0)
 
 
-@pytest.mark.parametrize("dtype, bound", [(np.float32, 15.67), (np.float64, 137.87)])
-def test_tanh_as_a_product_flags_rows_beyond_the_bound(dtype, bound):
-    form = inference.TanhProductForm(dtype, width=5)
-    assert form.bound == pytest.approx(bound, abs=0.01)  # (2 L - S) / (2 K)
+@pytest.mark.parametrize(
+    "dtype, width, bound",
+    [(np.float32, 5, 15.67), (np.float64, 5, 137.87), (np.float32, 1, 43.67)],
+)
+def test_tanh_as_a_product_flags_rows_beyond_the_bound(dtype, width, bound):
+    form = inference.TanhProductForm(dtype, width=width)
+    assert form.bound == pytest.approx(bound, abs=0.01)  # (2 L - S) / (2 K), at most L / 2
     a = np.array([[0.0, form.bound], [-1.0001 * form.bound, 1.0], [2.0, 1.0001 * form.bound]])
     for scale in (form.scale, form.last_scale):
         np.testing.assert_array_equal(form.encode(scale * a.astype(dtype)), [True, False, False])
@@ -321,6 +327,23 @@ def test_saturated_windows_leave_float_range_without_a_warning():
         warnings.simplefilter("error")  # in either thread: in_halves raises the other's error
         scores = projections.scores(np.arange(3, 9)[:, None], np.array([2, 4]))
     np.testing.assert_allclose(scores, -4.0)  # tanh(-75) = -1 on each of 4 units
+
+
+@pytest.mark.parametrize("a, expected", [(40.0, 4.0), (-40.0, -4.0), (50.0, None)])
+def test_a_window_of_one_position_saturates_within_the_bound_and_no_further(a, expected):
+    tables = [np.ones((10, 1), dtype=np.float32)]
+    W = np.full((4, 1), a, dtype=np.float32)  # every unit's z = a; q = e^(2a) is inf from 44.4
+    heads = np.ones((4, 2), dtype=np.float32), np.zeros(2, dtype=np.float32)
+    projections = inference.Projections(
+        tables, W, np.zeros(4, np.float32), heads, k=0, activation="tanh"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scores = projections.scores(np.arange(3, 9)[:, None], np.array([2, 4]))
+    if expected is None:  # beyond the bound: the batch goes to the graph
+        assert scores is None
+    else:
+        np.testing.assert_allclose(scores, expected)  # tanh(+-40) = +-1 on each of 4 units
 
 
 @pytest.mark.parametrize("gate", [gates.ReLU, gates.HardTanh])

@@ -103,7 +103,8 @@ def position_ids(flat_ids: np.ndarray, lengths: np.ndarray, k: int) -> np.ndarra
     padded, centres = _padded(flat_ids, lengths, k, flat_ids.dtype)
     by_position = np.empty((2 * k + 1, len(centres)), dtype=padded.dtype)
     for position, offset in enumerate(range(-k, k + 1)):
-        np.take(padded, centres + offset, out=by_position[position])
+        # take writes straight into `out` with mode="clip" (every index is valid), else via a copy
+        np.take(padded, centres + offset, out=by_position[position], mode="clip")
     return by_position
 
 
