@@ -39,7 +39,10 @@ def child(package_root: str, model_dir: str, config_path: str, data_dir: str) ->
 
     model = WindowTagger.load(model_dir)
     config = load_config(config_path, (f"data.dir={data_dir}",))
-    sentences = [s.tokens for s in read_split(config, "test") or read_split(config, "dev")]
+    split = read_split(config, "test") or read_split(config, "dev")
+    if not split:
+        sys.exit(f"against.py: {config_path} names no test or dev data")
+    sentences = [s.tokens for s in split]
     batches = [
         (model.encoder.ids([t for s in batch for t in s]), np.array([len(s) for s in batch]))
         for batch in (
@@ -71,16 +74,24 @@ def start(package_root: Path, args) -> subprocess.Popen:
          "--config", str(args.config), "--data", args.data],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
-    answer = process.stdout.readline().strip()
+    answer = _answer(process)
     if answer != "ready":
-        sys.exit(f"against.py: the child for {package_root} imported nerwin from {answer!r}")
+        sys.exit(f"against.py: the child for {package_root} imported nerwin from {answer}")
     return process
 
 
 def one_pass(process: subprocess.Popen, command: str = "pass") -> float:
     process.stdin.write(command + "\n")
     process.stdin.flush()
-    return float(process.stdout.readline())
+    return float(_answer(process))
+
+
+def _answer(process: subprocess.Popen) -> str:
+    """The child's next line; exits with its exit code if it stopped instead."""
+    line = process.stdout.readline()
+    if not line:
+        sys.exit(f"against.py: a child stopped with exit code {process.wait()}")
+    return line.strip()
 
 
 def main() -> None:
