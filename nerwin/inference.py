@@ -132,8 +132,8 @@ class TanhProductForm:
         self.bound = min((2 * in_range - saturated) / (2 * width), in_range / 2)
 
     def encode(self, scaled: np.ndarray) -> np.ndarray:
-        """scaled = -+2a: shape (U, K H), overwritten by its exp -> whether each row's
-        |a| <= M: (U,)."""
+        """scaled = -2a, +2a at the last position: shape (U, K H), overwritten by its exp ->
+        whether each row's |a| <= M: (U,)."""
         limit = 2.0 * self.bound
         within = (scaled.max(axis=1) <= limit) & (scaled.min(axis=1) >= -limit)
         with np.errstate(over="ignore"):  # rows beyond M, or alone in a saturated window
