@@ -61,10 +61,9 @@ def child(package_root: str, model_dir: str, config_path: str, data_dir: str) ->
         started = time.perf_counter()
         probabilities = [model.token_probabilities(*batch) for batch in batches]
         rate = tokens / (time.perf_counter() - started)
-        if command.startswith("save "):
-            np.save(
-                command.split(maxsplit=1)[1].strip(), np.concatenate([p for _, p in probabilities])
-            )
+        if command.startswith("save "):  # every token's p_tag, for the parent to compare
+            path = command.split(maxsplit=1)[1].strip()
+            np.save(path, np.concatenate([p_tag for _, p_tag in probabilities]))
         print(rate, flush=True)
 
 
