@@ -21,49 +21,33 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 from report import CONLL2003, REPO, conll2003_or_sample
-from speed import IDLE, SENTENCES_PER_BATCH, _blas_threads, warm_cores
+from speed import blas_threads, nerwin_network, prediction_batches, tokens_per_s
 
 
 def child(package_root: str, model_dir: str, config_path: str, data_dir: str) -> None:
     """Serve passes over stdin and stdout with the nerwin package under ``package_root``."""
     sys.path.insert(0, package_root)
     import nerwin
-    from nerwin.config import load_config
     from nerwin.model import WindowTagger
-    from nerwin.train import read_split
 
     model = WindowTagger.load(model_dir)
-    config = load_config(config_path, (f"data.dir={data_dir}",))
-    split = read_split(config, "test") or read_split(config, "dev")
-    if not split:
+    batches = prediction_batches(config_path, data_dir)
+    if not batches:
         sys.exit(f"against.py: {config_path} names no test or dev data")
-    sentences = [s.tokens for s in split]
-    batches = [
-        (model.encoder.ids([t for s in batch for t in s]), np.array([len(s) for s in batch]))
-        for batch in (
-            sentences[i : i + SENTENCES_PER_BATCH]
-            for i in range(0, len(sentences), SENTENCES_PER_BATCH)
-        )
-    ]
-    tokens = sum(len(ids) for ids, _ in batches)
-    threads = _blas_threads()
+    calls = [nerwin_network(model, batch) for batch in batches]
+    tokens = sum(len(tokens) for batch in batches for tokens in batch)
+    threads = blas_threads()
     imported = Path(nerwin.__file__).resolve().parent.parent
     print("ready" if imported == Path(package_root).resolve() else imported, flush=True)
     for command in sys.stdin:
-        model.freeze()
-        time.sleep(IDLE)
-        warm_cores(threads)
-        started = time.perf_counter()
-        probabilities = [model.token_probabilities(*batch) for batch in batches]
-        rate = tokens / (time.perf_counter() - started)
+        rate = tokens_per_s(model.freeze, calls, tokens, threads, warm=True)
         if command.startswith("save "):  # every token's p_tag, for the parent to compare
             path = command.split(maxsplit=1)[1].strip()
-            np.save(path, np.concatenate([p_tag for _, p_tag in probabilities]))
+            np.save(path, np.concatenate([call()[1] for call in calls]))
         print(rate, flush=True)
 
 

@@ -79,7 +79,7 @@ def _threads() -> dict:
     return {pool["internal_api"]: pool["num_threads"] for pool in threadpool_info()}
 
 
-def _blas_threads() -> int:
+def blas_threads() -> int:
     """The threads numpy's BLAS uses, read before torch loads its own pools: torch gets as many."""
     return max(_threads().values())
 
@@ -109,7 +109,7 @@ def run_side(
     rng = np.random.default_rng(config.train.seed)
     model, data = prepare(config, rng)
     if side == "torch":
-        threads = _blas_threads()
+        threads = blas_threads()
         import torch
         from torch_reference import TorchTrainer
 
@@ -194,29 +194,57 @@ def warm_cores(threads: int, seconds: float = WARM) -> None:
         other.join()
 
 
-def run_prediction(model_dir: str, config_path: str, data_dir: str, rounds: int) -> dict:
-    """Prediction tokens/s of nerwin and of torch on the same weights, in turns; medians."""
+def prediction_batches(config_path: str, data_dir: str) -> list[list[list[str]]]:
+    """eng.testb's token lists (eng.testa's where the config has no test set; none without
+    either), SENTENCES_PER_BATCH sentences a batch."""
     from nerwin.config import load_config
-    from nerwin.model import WindowTagger
-    from nerwin.predict import tag_batch
     from nerwin.train import read_split
 
-    model = WindowTagger.load(model_dir)
     config = load_config(REPO / config_path, (f"data.dir={data_dir}",))
-    tokens = [s.tokens for s in read_split(config, "test") or read_split(config, "dev")]
-    chunks = [
-        tokens[i : i + SENTENCES_PER_BATCH] for i in range(0, len(tokens), SENTENCES_PER_BATCH)
+    sentences = [s.tokens for s in read_split(config, "test") or read_split(config, "dev") or []]
+    return [
+        sentences[i : i + SENTENCES_PER_BATCH]
+        for i in range(0, len(sentences), SENTENCES_PER_BATCH)
     ]
+
+
+def nerwin_network(model, batch: list[list[str]]):
+    """The call that runs ``model``'s network alone on ``batch``: its input, token ids and
+    sentence lengths (what the tables read), built now, outside any timing."""
+    ids = model.encoder.ids([token for tokens in batch for token in tokens])
+    lengths = np.array([len(tokens) for tokens in batch])
+    return lambda: model.token_probabilities(ids, lengths)
+
+
+def tokens_per_s(fresh, calls, tokens: int, threads: int, warm: bool) -> float:
+    """tokens/s of making every call, from a fresh state (``fresh()``) after a pause of
+    IDLE seconds, then ``threads`` warm cores (``warm_cores``) or not."""
+    fresh()
+    time.sleep(IDLE)
+    if warm:
+        warm_cores(threads)
+    started = time.perf_counter()
+    for call in calls:
+        call()
+    return tokens / (time.perf_counter() - started)
+
+
+def run_prediction(model_dir: str, config_path: str, data_dir: str, rounds: int) -> dict:
+    """Prediction tokens/s of nerwin and of torch on the same weights, in turns; medians."""
+    from nerwin.model import WindowTagger
+    from nerwin.predict import tag_batch
+
+    model = WindowTagger.load(model_dir)
+    chunks = prediction_batches(config_path, data_dir)
     k, decode = model.config.features.window, model.config.model.decode
-    threads = _blas_threads()
-    sides = {}
-
-    def nerwin_network(chunk):  # token ids and sentence lengths, what the tables read
-        ids = model.encoder.ids([token for tokens in chunk for token in tokens])
-        lengths = np.array([len(tokens) for tokens in chunk])
-        return lambda: model.token_probabilities(ids, lengths)
-
-    sides["nerwin"] = (model.freeze, nerwin_network, lambda chunk: tag_batch(model, chunk))
+    threads = blas_threads()
+    sides = {
+        "nerwin": (
+            model.freeze,
+            functools.partial(nerwin_network, model),
+            lambda chunk: tag_batch(model, chunk),
+        )
+    }
     if importlib.util.find_spec("torch"):
         import torch
         from torch_reference import TorchTagger, TorchWindowTagger
@@ -233,20 +261,7 @@ def run_prediction(model_dir: str, config_path: str, data_dir: str, rounds: int)
             return reference.tag(chunk, model.encoder, k, decode)
 
         sides["torch"] = (lambda: None, torch_network, torch_tags)
-    test_tokens = sum(len(t) for t in tokens)
-
-    def rate(fresh, calls, warm: bool) -> float:
-        """tokens/s of making every call, from a fresh state after an idle pause, then
-        warm cores or not."""
-        fresh()
-        time.sleep(IDLE)
-        if warm:
-            warm_cores(threads)
-        started = time.perf_counter()
-        for call in calls:
-            call()
-        return test_tokens / (time.perf_counter() - started)
-
+    test_tokens = sum(len(tokens) for chunk in chunks for tokens in chunk)
     calls = {
         side: {
             "network": [network(chunk) for chunk in chunks],  # inputs built outside the timing
@@ -259,7 +274,8 @@ def run_prediction(model_dir: str, config_path: str, data_dir: str, rounds: int)
         for side in list(sides) if round_ % 2 == 0 else list(reversed(sides)):
             fresh = sides[side][0]
             for figure, (kind, warm) in PREDICTION.items():
-                rates[side][figure].append(rate(fresh, calls[side][kind], warm))
+                rate = tokens_per_s(fresh, calls[side][kind], test_tokens, threads, warm)
+                rates[side][figure].append(rate)
     return {
         side: {figure: statistics.median(r[figure]) for figure in PREDICTION} | {"rounds": r}
         for side, r in rates.items()

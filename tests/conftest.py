@@ -13,9 +13,9 @@ def sample_dir() -> Path:
     return SAMPLE
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def ctrl_c_reaches_python():
-    """Python's own SIGINT handler for the test, as in a terminal.
+    """Python's own SIGINT handler for every test, as in a terminal.
 
     A test runner started in the background (``nohup``, ``&`` without job
     control) inherits SIGINT ignored, and nerwin's training leaves an ignored

@@ -96,17 +96,23 @@ def test_frozen_float32_model_within_float32_rounding():
     np.testing.assert_allclose(fast_tag, p_tag, atol=2e-6)
 
 
+def tag_probabilities_one_by_one(model: WindowTagger, sentences) -> np.ndarray:
+    """p_tag of every token, ``sentences`` given to the model one at a time: shape (T, C)."""
+    return np.concatenate(
+        [
+            model.token_probabilities(model.encoder.ids(sentence), np.array([len(sentence)]))[1]
+            for sentence in sentences
+        ]
+    )
+
+
 def test_a_small_memory_evicts_and_still_agrees():
     model = make_model(dtype=np.float64)
     sentences = TEXT * 3
     # Room for 20 tokens: every batch below brings new ones, so rows are reused.
     expected = graph_probabilities(model, sentences)[1]
     model.freeze(capacity=RESERVED_ROWS + 20)
-    got = []
-    for sentence in sentences:
-        ids = model.encoder.ids(sentence)
-        got.append(model.token_probabilities(ids, np.array([len(sentence)]))[1])
-    np.testing.assert_allclose(np.concatenate(got), expected, atol=1e-12)
+    np.testing.assert_allclose(tag_probabilities_one_by_one(model, sentences), expected, atol=1e-12)
     projections = model.projections
     assert len(projections.keys) + len(projections.free) == 20
     assert len(np.unique(projections.key_rows)) == len(projections.key_rows)
@@ -126,11 +132,7 @@ def test_keys_sharing_a_cache_slot_still_find_their_rows(monkeypatch):
     sentences = TEXT * 2  # the second time, every token is remembered
     expected = graph_probabilities(model, sentences)[1]
     model.freeze(capacity=RESERVED_ROWS + 20)  # and rows are reused
-    got = []
-    for sentence in sentences:
-        ids = model.encoder.ids(sentence)
-        got.append(model.token_probabilities(ids, np.array([len(sentence)]))[1])
-    np.testing.assert_allclose(np.concatenate(got), expected, atol=1e-12)
+    np.testing.assert_allclose(tag_probabilities_one_by_one(model, sentences), expected, atol=1e-12)
     projections = model.projections
     held = projections.row_keys >= 0
     assert sorted(projections.row_keys[held]) == projections.keys.tolist()

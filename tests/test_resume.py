@@ -467,7 +467,6 @@ def test_resuming_a_run_that_had_stopped_trains_no_more(
     assert [(r["epoch"], r["loss"], r["dev_f1"]) for r in records] == scores
 
 
-@pytest.mark.usefixtures("ctrl_c_reaches_python")
 def test_resume_after_ctrl_c_ends_as_if_never_interrupted(tmp_path, monkeypatch):
     whole, stopped = tmp_path / "whole", tmp_path / "stopped"
     train(small_config(whole, "train.epochs=2"), log=quiet)

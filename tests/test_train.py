@@ -130,7 +130,6 @@ def assert_same_arrays(got, expected):
         assert got[name].tobytes() == array.tobytes(), name
 
 
-@pytest.mark.usefixtures("ctrl_c_reaches_python")
 def test_ctrl_c_inside_a_step_finishes_that_batch_and_keeps_its_weights(tmp_path, monkeypatch):
     """Before any epoch has ended, the model kept is the one after the last complete batch:
     the batch whose optimizer step the Ctrl-C arrived in, all of its update applied."""
@@ -160,7 +159,6 @@ def test_an_ignored_ctrl_c_stays_ignored(tmp_path, monkeypatch):
     assert not run.interrupted
 
 
-@pytest.mark.usefixtures("ctrl_c_reaches_python")
 def test_nerwin_train_stopped_by_ctrl_c_exits_130(tmp_path, monkeypatch):
     """So that `nerwin train && next-step` does not go on with a model half trained."""
     ctrl_c_inside_step(monkeypatch, step=5)
@@ -174,7 +172,6 @@ def test_nerwin_train_stopped_by_ctrl_c_exits_130(tmp_path, monkeypatch):
     assert (tmp_path / "weights.npz").is_file()
 
 
-@pytest.mark.usefixtures("ctrl_c_reaches_python")
 def test_ctrl_c_in_a_later_epoch_keeps_the_best_epochs_weights(tmp_path, monkeypatch):
     """After Ctrl-C in epoch 3 the model is the best of epochs 1 and 2, the same, bit for bit,
     as that of a run of two epochs."""
@@ -190,7 +187,6 @@ def test_ctrl_c_in_a_later_epoch_keeps_the_best_epochs_weights(tmp_path, monkeyp
     assert WindowTagger.load(tmp_path / "stopped").metrics["best_epoch"] == run.best_epoch
 
 
-@pytest.mark.usefixtures("ctrl_c_reaches_python")
 @pytest.mark.parametrize("epochs", [2, 1])
 def test_ctrl_c_in_an_epochs_last_batch_keeps_that_whole_epoch(tmp_path, monkeypatch, epochs):
     """The batch ends the epoch: the epoch is scored and kept, and no further one begins.
@@ -209,7 +205,6 @@ def test_ctrl_c_in_an_epochs_last_batch_keeps_that_whole_epoch(tmp_path, monkeyp
     assert ("--resume goes on from here" in log) == (epochs > 1)
 
 
-@pytest.mark.usefixtures("ctrl_c_reaches_python")
 def test_second_ctrl_c_aborts_and_saves_nothing_more(tmp_path, monkeypatch):
     ctrl_c_inside_step(monkeypatch, step=5, presses=2)
     handler = signal.getsignal(signal.SIGINT)
