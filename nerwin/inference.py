@@ -308,7 +308,7 @@ class Projections:
         ids: np.ndarray,
         lengths: np.ndarray,
     ) -> np.ndarray | None:
-        """The heads' scores f(z) W + b of every window: shape (T, C').
+        """The heads' scores f(z) W + b of every window, a row per output: shape (C', T).
 
         ids: shape (T, F), the tokens of the sentences one after another;
         lengths: shape (S,) tokens per sentence. Blocks of windows
@@ -334,7 +334,7 @@ class Projections:
             with one_blas_thread():
                 in_halves(score_part, len(rows))
             scores += self.head_b
-            return scores
+            return np.ascontiguousarray(scores.T)  # (C', T): the heads read a row per output
 
     def _score_blocks(
         self,

@@ -34,7 +34,7 @@ from nerwin.data.vocab import Vocab
 from nerwin.errors import ConfigError, ModelError, OutputError
 from nerwin.inference import CAPACITY, Projections, keyable, preloaded
 from nerwin.nn import gates
-from nerwin.nn.gates import log_softmax, softmax
+from nerwin.nn.gates import log_softmax, softmax_of_columns
 from nerwin.nn.gradcheck import Check, check_arrays
 from nerwin.nn.graph import Graph, Node
 
@@ -248,9 +248,10 @@ class WindowTagger:
         the same numbers, to float32 rounding, one product per window.
         """
         if self.projections is not None:
-            scores = self.projections.scores(ids, lengths)  # (T, C + 1): both heads, one product
+            scores = self.projections.scores(ids, lengths)  # (C + 1, T): both heads, one product
             if scores is not None:
-                return gates.sigmoid(scores[:, -1]), softmax(scores[:, :-1] / self.temperature)
+                p_tag = softmax_of_columns(scores[:-1] / self.temperature)
+                return gates.sigmoid(scores[-1]), p_tag
         windows = windows_of(ids, list(self.encoder.vocabs), lengths, self.config.features.window)
         parts = _chunks(self.feeds(windows, np.arange(len(windows))))
         p_ent, p_tag = zip(*map(self.probabilities, parts), strict=True)

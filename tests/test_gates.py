@@ -127,11 +127,22 @@ def test_softmax_and_log_softmax_match_row_reductions(labels, rng):
     o = rng.normal(scale=30.0, size=(50, labels))  # large scores: the shift must hold
     shifted = o - o.max(axis=1, keepdims=True)
     total = np.exp(shifted).sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(gates.softmax(o), np.exp(shifted) / total, rtol=1e-13)
+    expected = np.exp(shifted) / total
+    np.testing.assert_allclose(gates.softmax(o), expected, rtol=1e-13)
+    by_label = np.ascontiguousarray(o.T)
+    np.testing.assert_allclose(gates.softmax_of_columns(by_label), expected, rtol=1e-13)
+    np.testing.assert_array_equal(by_label, o.T)  # the scores stay as they were
     np.testing.assert_allclose(
         gates.log_softmax(o), shifted - np.log(total), rtol=1e-13, atol=1e-15
     )
     np.testing.assert_array_equal(gates.across_rows(np.maximum, o), o.max(axis=1))
+
+
+def test_sums_down_columns_add_left_to_right_as_across_rows(rng):
+    """softmax_of_columns' sums round as the graph's across_rows, so both paths agree bitwise."""
+    o = rng.normal(size=(1000, 9)).astype(np.float32) * np.logspace(0, 6, 9, dtype=np.float32)
+    by_label = np.ascontiguousarray(o.T)
+    np.testing.assert_array_equal(by_label.sum(axis=0), gates.across_rows(np.add, o))
 
 
 def test_embedding_golden():
