@@ -10,7 +10,7 @@ model's per-token tables; those tables with the tanh rows summed (as
 before the product), with OpenBLAS's own threads left on
 (nerwin/nn/cores.py), in blocks twice as long, or with twice the rows and
 twice the frequent training tokens preloaded into them (the default
-already preloads 12,288, as Chen & Manning preloaded their top 10k
+already preloads 20,480, as Chen & Manning preloaded their top 10k
 words); each tables setting a second time with the tables it has then;
 the tables' phases; the element-wise kernels that pass spends its time
 on; and Viterbi sentence by sentence against the batched decoder, on the
@@ -154,7 +154,7 @@ LARGER = 2  # times the rows, and the training tokens preloaded, of the "preload
 
 
 def preloading(model: WindowTagger, tokens: list[str]) -> dict:
-    """A setting: ``freeze`` keeps LARGER times the rows, three quarters of them ``tokens``."""
+    """A setting: ``freeze`` keeps LARGER times the rows, five sixths of them ``tokens``."""
     freeze = WindowTagger.freeze
 
     @contextlib.contextmanager

@@ -188,15 +188,15 @@ def test_freeze_starts_with_the_frequent_training_tokens():
     np.testing.assert_array_equal(model.projections.key_rows, rows_before)  # both were there
 
 
-def test_freeze_preloads_three_quarters_of_the_rows_never_the_reserved_ones():
+def test_freeze_preloads_five_sixths_of_the_rows_never_the_reserved_ones():
     model = make_model(dtype=np.float64)
     model.frequent_tokens = frequent_tokens_of(TEXT)  # more than the small tables below hold
     sentence = TEXT[0]
     ids, lengths = model.encoder.ids(sentence), np.array([len(sentence)])
     expected = graph_probabilities(model, [sentence])[1]
-    for capacity, kept in [(RESERVED_ROWS + 13, 12), (RESERVED_ROWS + 5, 5)]:
+    for capacity, kept in [(24, 20), (RESERVED_ROWS + 5, 5)]:
         model.freeze(capacity)
-        assert len(model.projections.keys) == kept  # 3/4 of 16 rows; all 5 free rows of 8
+        assert len(model.projections.keys) == kept  # 5/6 of 24 rows; all 5 free rows of 8
         if len(set(sentence)) <= capacity - RESERVED_ROWS:  # else the graph, by design
             assert model.projections.scores(ids, lengths) is not None
         np.testing.assert_allclose(model.token_probabilities(ids, lengths)[1], expected, atol=1e-12)
