@@ -221,11 +221,12 @@ def compare_forward(model, batches, settings: dict, rounds: int = 5) -> None:
                     if path == "tables" and not again:
                         for name in PHASES:
                             phases[name].append(spent[name])
-    preloaded = model.freeze().projections.keys
+    frozen = model.freeze().projections
+    preloaded = frozen.row_keys[frozen.held]
     model.projections = projections
     all_ids = np.concatenate([ids for ids, _ in encoded])
     new = np.setdiff1d(all_ids.astype(np.int64) @ projections.radix, preloaded)
-    read = np.r_[inference.PADDING, projections.key_rows]
+    read = np.r_[inference.PADDING, projections.held]
     beyond = int(np.count_nonzero(~projections.within_bound[read]))  # each: a batch to the graph
     bounds = [np.r_[0, np.cumsum(lengths)] for _, lengths in encoded]
     same_tags = all(

@@ -41,9 +41,12 @@ inf / inf: M is also at most L / 2, which binds only for a window of one
 position. A batch reading a row beyond M, padding included, goes through
 the graph.
 
-Tokens are found by a key, one int64 from their ids of every feature: a
-direct-mapped cache of 2^SLOT_BITS entries maps most keys straight to their row,
-and the sorted keys of every remembered token find the others.
+Tokens are found by a key, one int64 from their ids of every feature, in a
+hash table with linear probing: each remembered key holds the first free
+slot from its own on, and that slot holds its row. A row's own key
+(``row_keys``) confirms a slot's answer; a slot that holds no row ends a
+search. The table has SLOTS_PER_ROW slots a row, so most keys are found at
+their own slot, a batch's keys all at once.
 
 Dimension letters as in nn/gates.py, plus T tokens of a batch, S sentences,
 F features, D the sum of their embedding sizes, U distinct tokens.
@@ -68,7 +71,8 @@ RESERVED_ROWS = 3  # rows 0-2 hold no token, so the padding's rows are its ids; 
 PADDING = np.array([Vocab.bos_id, Vocab.eos_id])  # the ids position_ids pads with: <s>, </s>
 BLOCK = 1024  # windows a step: few numpy calls a window, the two threads seldom wait for the GIL
 PROJECT_STEP = 128  # new tokens a step: each pass over their (n, K H) projections reads from cache
-SLOT_BITS = 18  # the key cache has 2^18 entries: 2 MB, over 10 a row at CAPACITY: few keys collide
+SLOTS_PER_ROW = 8  # at least: at most 1 slot in 8 is taken, so few keys look past their own
+NO_ROW = 0  # what an empty slot holds: row 0 holds no token
 FIBONACCI = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio: spreads keys over the slots
 
 
@@ -210,10 +214,9 @@ class Projections:
         self.rows.fill(0.0)  # touched once now: no batch pays the page faults of its rows
         self.within_bound = np.ones(capacity, dtype=bool)  # rows the form reads accurately
         self._project_into(PADDING, PADDING[:, None].repeat(len(tables), 1))  # in every feature
-        self.keys = np.zeros(0, dtype=np.int64)  # sorted keys of the remembered tokens
-        self.key_rows = np.zeros(0, dtype=np.int64)  # the row of each key
         self.row_keys = np.full(capacity, -1, dtype=np.int64)  # the key each row holds, or -1
-        self.slot_rows = np.zeros(1 << SLOT_BITS, dtype=np.int64)  # each slot: a row, key or not
+        slot_bits = (SLOTS_PER_ROW * capacity - 1).bit_length()  # 2^18 slots, 2 MB, at CAPACITY
+        self.slot_rows = np.full(1 << slot_bits, NO_ROW, dtype=np.int64)  # each slot's row
         self.free = np.arange(RESERVED_ROWS, capacity)  # rows holding no token, in order
         self.uses = np.zeros(capacity, dtype=np.int64)  # tokens read from each row, aged
         self.lock = threading.Lock()  # scores: one batch at a time, see the class docstring
@@ -221,6 +224,11 @@ class Projections:
     @property
     def capacity(self) -> int:
         return len(self.rows)
+
+    @property
+    def held(self) -> np.ndarray:
+        """The rows that hold a token, in order: shape (U,)."""
+        return np.flatnonzero(self.row_keys >= 0)
 
     def project(self, ids: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """ids: shape (U, F) -> shape (U, K H), each token's contribution at every position,
@@ -248,30 +256,43 @@ class Projections:
             fresh, self.free = self.free[: len(new)], self.free[len(new) :]
             self._project_into(fresh, ids[missing[first]])
             rows[missing] = fresh[inverse]
-            at = np.searchsorted(self.keys, new)  # after any eviction: keys stay sorted
-            self.keys = np.insert(self.keys, at, new)
-            self.key_rows = np.insert(self.key_rows, at, fresh)
             self.row_keys[fresh] = new
-            self.slot_rows[_slots(new)] = fresh
+            self._remember(new, fresh)
         self.uses += np.bincount(rows, minlength=self.capacity)
         return rows
 
     def _find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """keys: shape (T,) -> (the row of each remembered key, any row for the others;
-        whether each is remembered), both shape (T,).
-
-        The cache answers for most keys; the sorted keys for those it does not hold.
-        """
-        rows = self.slot_rows[_slots(keys)]
+        """keys: shape (T,) -> (the row of each remembered key, NO_ROW for the others;
+        whether each is remembered), both shape (T,)."""
+        slots = self._slots(keys)
+        rows = self.slot_rows[slots]
         known = self.row_keys[rows] == keys
-        if known.all() or not len(self.keys):
-            return rows, known
-        missed = np.flatnonzero(~known)
-        where = np.searchsorted(self.keys, keys[missed])
-        np.minimum(where, len(self.keys) - 1, out=where)
-        rows[missed] = self.key_rows[where]
-        known[missed] = self.keys[where] == keys[missed]
+        looking = np.flatnonzero(~known & (rows != NO_ROW))  # their slot holds another key
+        while len(looking):
+            slots[looking] = (slots[looking] + 1) & (len(self.slot_rows) - 1)
+            rows[looking] = found = self.slot_rows[slots[looking]]
+            known[looking] = hit = self.row_keys[found] == keys[looking]
+            looking = looking[~hit & (found != NO_ROW)]
         return rows, known
+
+    def _remember(self, keys: np.ndarray, rows: np.ndarray) -> None:
+        """Put distinct keys not in the hash table: shape (n,), in it, each pointing to its
+        row in ``rows``: shape (n,)."""
+        slots = self._slots(keys)
+        waiting = np.arange(len(keys))
+        while len(waiting):
+            empty = np.flatnonzero(self.slot_rows[slots[waiting]] == NO_ROW)
+            # Of the keys that reach one empty slot together, the first takes it.
+            taken, first = np.unique(slots[waiting[empty]], return_index=True)
+            self.slot_rows[taken] = rows[waiting[empty[first]]]
+            waiting = np.delete(waiting, empty[first])
+            slots[waiting] = (slots[waiting] + 1) & (len(self.slot_rows) - 1)
+
+    def _slots(self, keys: np.ndarray) -> np.ndarray:
+        """keys: shape (n,) int64, >= 0 -> their own slots: shape (n,), Fibonacci hashing:
+        the top bits of key times 2^64 / golden ratio, modulo 2^64."""
+        bits = np.uint64(64 - (len(self.slot_rows) - 1).bit_length())
+        return ((keys.view(np.uint64) * FIBONACCI) >> bits).view(np.int64)
 
     def _project_into(self, rows: np.ndarray, ids: np.ndarray) -> None:
         """The rows of ``ids``' projections, in the form's terms, half of them on each core.
@@ -300,14 +321,18 @@ class Projections:
         Uses are halved after each eviction, so a token's past weighs less
         and less against what the text reads now.
         """
-        spare = ~np.isin(self.key_rows, needed_rows)  # (remembered,)
-        by_use = np.flatnonzero(spare)[np.argsort(self.uses[self.key_rows[spare]], kind="stable")]
-        dropped = by_use[: max(room - len(self.free), len(by_use) // 2)]
-        freed = self.key_rows[dropped]
+        held = self.held
+        spare = held[~np.isin(held, needed_rows)]
+        by_use = spare[np.argsort(self.uses[spare], kind="stable")]
+        freed = by_use[: max(room - len(self.free), len(by_use) // 2)]
         self.uses[freed] = 0  # the row's next token starts its own count
         self.row_keys[freed] = -1
         self.free = np.sort(np.r_[self.free, freed])  # in order: new tokens project in place
-        self.keys, self.key_rows = np.delete(self.keys, dropped), np.delete(self.key_rows, dropped)
+        # A search ends at an empty slot, so emptying the freed keys' slots could end a
+        # search short of a key that looked past them: the table is filled afresh.
+        self.slot_rows.fill(NO_ROW)
+        held = self.held
+        self._remember(self.row_keys[held], held)
         self.uses //= 2
 
     def scores(
@@ -378,9 +403,3 @@ class Projections:
                     self.form.reduce(reduced, gathered, out=reduced)
                 np.take(by_row, last, axis=0, out=gathered, mode="clip")
                 np.matmul(self.form.finish(reduced, gathered), self.head_W, out=scores[start:stop])
-
-
-def _slots(keys: np.ndarray) -> np.ndarray:
-    """keys: shape (n,) int64, >= 0 -> their slots in the key cache: shape (n,), Fibonacci
-    hashing: the top bits of key times 2^64 / golden ratio, modulo 2^64."""
-    return (keys.view(np.uint64) * FIBONACCI) >> np.uint64(64 - SLOT_BITS)

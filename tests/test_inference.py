@@ -69,7 +69,7 @@ def graph_and_frozen(model: WindowTagger, sentences, capacity: int = CAPACITY):
 def test_frozen_model_gives_the_graphs_probabilities(window, activation):
     model = make_model(window, activation, dtype=np.float64)
     (p_ent, p_tag), (fast_ent, fast_tag) = graph_and_frozen(model, TEXT)
-    assert model.projections.keys.size > 0  # the tables did the work
+    assert model.projections.held.size > 0  # the tables did the work
     np.testing.assert_allclose(fast_ent, p_ent, atol=1e-12)
     np.testing.assert_allclose(fast_tag, p_tag, atol=1e-12)
 
@@ -114,8 +114,8 @@ def test_a_small_memory_evicts_and_still_agrees():
     model.freeze(capacity=RESERVED_ROWS + 20)
     np.testing.assert_allclose(tag_probabilities_one_by_one(model, sentences), expected, atol=1e-12)
     projections = model.projections
-    assert len(projections.keys) + len(projections.free) == 20
-    assert len(np.unique(projections.key_rows)) == len(projections.key_rows)
+    assert len(projections.held) + len(projections.free) == 20
+    assert_finds_every_held_token(projections)
 
 
 def test_the_key_cache_answers_for_remembered_tokens():
@@ -123,20 +123,26 @@ def test_the_key_cache_answers_for_remembered_tokens():
     ids = model.encoder.ids(TEXT[4])
     rows = model.projections.token_rows(ids)
     keys = ids.astype(np.int64) @ model.projections.radix
-    np.testing.assert_array_equal(model.projections.slot_rows[inference._slots(keys)], rows)
+    np.testing.assert_array_equal(model.projections.slot_rows[model.projections._slots(keys)], rows)
 
 
-def test_keys_sharing_a_cache_slot_still_find_their_rows(monkeypatch):
-    monkeypatch.setattr(inference, "SLOT_BITS", 1)  # two slots: most keys share one
+def test_keys_sharing_a_slot_still_find_their_rows(monkeypatch):
+    monkeypatch.setattr(inference, "FIBONACCI", np.uint64(0))  # every key's own slot is slot 0
     model = make_model(dtype=np.float64)
     sentences = TEXT * 2  # the second time, every token is remembered
     expected = graph_probabilities(model, sentences)[1]
     model.freeze(capacity=RESERVED_ROWS + 20)  # and rows are reused
     np.testing.assert_allclose(tag_probabilities_one_by_one(model, sentences), expected, atol=1e-12)
-    projections = model.projections
-    held = projections.row_keys >= 0
-    assert sorted(projections.row_keys[held]) == projections.keys.tolist()
-    np.testing.assert_array_equal(projections.row_keys[projections.key_rows], projections.keys)
+    assert_finds_every_held_token(model.projections)
+
+
+def assert_finds_every_held_token(projections):
+    """Each remembered key, once only, is found at its own row."""
+    held_keys = projections.row_keys[projections.held]
+    assert len(np.unique(held_keys)) == len(held_keys)
+    rows, known = projections._find(held_keys)
+    assert known.all()
+    np.testing.assert_array_equal(rows, projections.held)
 
 
 def test_rows_in_any_order_hold_their_tokens_projections():
@@ -155,7 +161,7 @@ def test_a_reused_row_counts_only_its_new_tokens_uses():
     projections = model.projections
     for _ in range(3):  # the first sentence's tokens are read often
         projections.token_rows(model.encoder.ids(TEXT[0]))
-    before = projections.keys.copy()
+    before = projections.row_keys[projections.held]
     ids = model.encoder.ids(TEXT[4])  # brings more new tokens than there are free rows
     rows = projections.token_rows(ids)
     keys = ids.astype(np.int64) @ projections.radix
@@ -168,7 +174,7 @@ def test_a_batch_too_big_for_the_memory_falls_back_to_the_graph():
     model = make_model(dtype=np.float64)
     (_, p_tag), (_, fast_tag) = graph_and_frozen(model, TEXT, capacity=RESERVED_ROWS + 5)
     np.testing.assert_allclose(fast_tag, p_tag, atol=1e-12)
-    assert model.projections.keys.size == 0  # nothing was remembered
+    assert model.projections.held.size == 0  # nothing was remembered
 
 
 def test_training_unfreezes():
@@ -182,10 +188,10 @@ def test_freeze_starts_with_the_frequent_training_tokens():
     model = make_model()
     model.frequent_tokens = frequent_tokens_of(TEXT[:2])  # all known: one key each
     model.freeze()
-    assert len(model.projections.keys) == len(set(model.frequent_tokens))
-    rows_before = model.projections.key_rows.copy()
+    assert len(model.projections.held) == len(set(model.frequent_tokens))
+    rows_before = model.projections.held
     model.token_probabilities(model.encoder.ids(["Peter", "EU"]), np.array([2]))
-    np.testing.assert_array_equal(model.projections.key_rows, rows_before)  # both were there
+    np.testing.assert_array_equal(model.projections.held, rows_before)  # both were there
 
 
 def test_freeze_preloads_five_sixths_of_the_rows_never_the_reserved_ones():
@@ -196,7 +202,7 @@ def test_freeze_preloads_five_sixths_of_the_rows_never_the_reserved_ones():
     expected = graph_probabilities(model, [sentence])[1]
     for capacity, kept in [(24, 20), (RESERVED_ROWS + 5, 5)]:
         model.freeze(capacity)
-        assert len(model.projections.keys) == kept  # 5/6 of 24 rows; all 5 free rows of 8
+        assert len(model.projections.held) == kept  # 5/6 of 24 rows; all 5 free rows of 8
         if len(set(sentence)) <= capacity - RESERVED_ROWS:  # else the graph, by design
             assert model.projections.scores(ids, lengths) is not None
         np.testing.assert_allclose(model.token_probabilities(ids, lengths)[1], expected, atol=1e-12)
@@ -264,7 +270,7 @@ def test_rows_beyond_the_bound_go_through_the_graph():
     model = make_model(dtype=np.float64)
     model.params["hidden.W"] *= 2_000.0  # pre-activations far beyond any trained model's
     (p_ent, p_tag), (fast_ent, fast_tag) = graph_and_frozen(model, TEXT)
-    assert not model.projections.within_bound[model.projections.key_rows].all()
+    assert not model.projections.within_bound[model.projections.held].all()
     np.testing.assert_allclose(fast_ent, p_ent, atol=1e-12)
     np.testing.assert_allclose(fast_tag, p_tag, atol=1e-12)
 
