@@ -138,11 +138,17 @@ def test_softmax_and_log_softmax_match_row_reductions(labels, rng):
     np.testing.assert_array_equal(gates.across_rows(np.maximum, o), o.max(axis=1))
 
 
-def test_sums_down_columns_add_left_to_right_as_across_rows(rng):
-    """softmax_of_columns' sums round as the graph's across_rows, so both paths agree bitwise."""
-    o = rng.normal(size=(1000, 9)).astype(np.float32) * np.logspace(0, 6, 9, dtype=np.float32)
-    by_label = np.ascontiguousarray(o.T)
-    np.testing.assert_array_equal(by_label.sum(axis=0), gates.across_rows(np.add, o))
+@pytest.mark.parametrize("batches, batch", [(200, 1), (1, 1000)])
+def test_softmax_of_columns_gives_softmaxs_bits(batches, batch, rng):
+    """The tables' path (labels first) and the graph's (a row per example) agree bitwise,
+    also for a batch of one, where numpy's own sum down a column would add pairwise."""
+    scales = np.logspace(0, 2, 9, dtype=np.float32)
+    for o in rng.normal(size=(batches, batch, 9)).astype(np.float32) * scales:
+        e = np.exp(o - o.max(axis=1, keepdims=True))
+        expected = e / gates.across_rows(np.add, e)[:, None]  # the sums left to right
+        by_label = np.ascontiguousarray(o.T)
+        np.testing.assert_array_equal(gates.softmax_of_columns(by_label), expected)
+        np.testing.assert_array_equal(gates.softmax(o), expected)
 
 
 def test_embedding_golden():

@@ -118,16 +118,19 @@ def test_a_small_memory_evicts_and_still_agrees():
     assert_finds_every_held_token(projections)
 
 
-def test_the_key_cache_answers_for_remembered_tokens():
+def test_remembered_tokens_are_found_at_their_rows():
     model = make_model().freeze()
     ids = model.encoder.ids(TEXT[4])
     rows = model.projections.token_rows(ids)
-    keys = ids.astype(np.int64) @ model.projections.radix
-    np.testing.assert_array_equal(model.projections.slot_rows[model.projections._slots(keys)], rows)
+    found, known = model.projections._find(ids.astype(np.int64) @ model.projections.radix)
+    assert known.all()
+    np.testing.assert_array_equal(found, rows)
 
 
-def test_keys_sharing_a_slot_still_find_their_rows(monkeypatch):
-    monkeypatch.setattr(inference, "FIBONACCI", np.uint64(0))  # every key's own slot is slot 0
+# Every key's own slot is the first, or (wrapping around to the first) the last.
+@pytest.mark.parametrize("multiplier", [0, 2**64 - 1])
+def test_keys_sharing_a_slot_still_find_their_rows(monkeypatch, multiplier):
+    monkeypatch.setattr(inference, "FIBONACCI", np.uint64(multiplier))
     model = make_model(dtype=np.float64)
     sentences = TEXT * 2  # the second time, every token is remembered
     expected = graph_probabilities(model, sentences)[1]
