@@ -45,8 +45,8 @@ Tokens are found by a key, one int64 from their ids of every feature, in a
 hash table with linear probing: each remembered key holds the first free
 slot from its own on, and that slot holds its row. A row's own key
 (``row_keys``) confirms a slot's answer; a slot that holds no row ends a
-search. The table has SLOTS_PER_ROW slots a row, so most keys are found at
-their own slot, a batch's keys all at once.
+search. The table has at least SLOTS_PER_ROW slots a row, so most keys
+are found at their own slot, a batch's keys all at once.
 
 Dimension letters as in nn/gates.py, plus T tokens of a batch, S sentences,
 F features, D the sum of their embedding sizes, U distinct tokens.
@@ -82,9 +82,9 @@ def preloaded(capacity: int) -> int:
 
     Each token of a text that is not preloaded costs a projection, a product
     with W and K H exps, when the text first brings it: on eng.testb, the
-    20,480 most frequent of CoNLL-2003's training tokens leave 2,999 of its
-    8,127 distinct tokens to project, the 12,288 of a table of 16,384 rows
-    3,619 (``python bench/hotspots.py``).
+    20,480 most frequent of CoNLL-2003's training tokens leave 2,999 distinct
+    tokens to project, the 12,288 of a table of 16,384 rows 3,619 (``python
+    bench/hotspots.py``).
     """
     return min(capacity * 5 // 6, capacity - RESERVED_ROWS)
 
