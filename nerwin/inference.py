@@ -276,8 +276,8 @@ class Projections:
         return rows, known
 
     def _remember(self, keys: np.ndarray, rows: np.ndarray) -> None:
-        """Put distinct keys not in the hash table: shape (n,), in it, each pointing to its
-        row in ``rows``: shape (n,)."""
+        """Enter ``keys``: shape (n,), distinct and new to the hash table, each at the first
+        empty slot from its own on, holding its row from ``rows``: shape (n,)."""
         slots = self._slots(keys)
         waiting = np.arange(len(keys))
         while len(waiting):
