@@ -196,10 +196,7 @@ def compare_forward(model, batches, settings: dict, rounds: int = 5) -> None:
     (tokens not seen yet are projected) and once more with the tables it
     has then, as in a long text.
     """
-    encoded = [
-        (model.encoder.ids([t for s in batch for t in s]), np.array([len(s) for s in batch]))
-        for batch in batches
-    ]
+    encoded = [model.encoder.sentence_ids(batch) for batch in batches]
     tokens = sum(len(ids) for ids, _ in encoded)
     projections = model.projections
     times = {(path, again): [] for path in settings for again in (False, True)}
@@ -225,7 +222,7 @@ def compare_forward(model, batches, settings: dict, rounds: int = 5) -> None:
     preloaded = frozen.row_keys[frozen.held]
     model.projections = projections
     all_ids = np.concatenate([ids for ids, _ in encoded])
-    new = np.setdiff1d(all_ids.astype(np.int64) @ projections.radix, preloaded)
+    new = np.setdiff1d(projections.keys(all_ids), preloaded)
     read = np.r_[inference.PADDING, projections.held]
     beyond = int(np.count_nonzero(~projections.within_bound[read]))  # each: a batch to the graph
     bounds = [np.r_[0, np.cumsum(lengths)] for _, lengths in encoded]

@@ -211,6 +211,7 @@ def prediction_batches(config_path: str, data_dir: str) -> list[list[list[str]]]
 def nerwin_network(model, batch: list[list[str]]):
     """The call that runs ``model``'s network alone on ``batch``: its input, token ids and
     sentence lengths (what the tables read), built now, outside any timing."""
+    # encoder.ids, not sentence_ids: bench/against.py runs this with older commits' nerwin
     ids = model.encoder.ids([token for tokens in batch for token in tokens])
     lengths = np.array([len(tokens) for tokens in batch])
     return lambda: model.token_probabilities(ids, lengths)

@@ -238,12 +238,17 @@ class Projections:
         projected[:, self.k * self.hidden : (self.k + 1) * self.hidden] += self.centre_b
         return projected
 
+    def keys(self, ids: np.ndarray) -> np.ndarray:
+        """ids: shape (T, F) -> each token's key, one int64 from its ids of every feature:
+        shape (T,)."""
+        return ids.astype(np.int64) @ self.radix
+
     def token_rows(self, ids: np.ndarray) -> np.ndarray | None:
         """ids: shape (T, F) -> the row of each token, shape (T,), projecting the new ones.
 
         None when the batch has more distinct tokens than the memory holds.
         """
-        keys = ids.astype(np.int64) @ self.radix  # (T,) one number per distinct token
+        keys = self.keys(ids)
         rows, known = self._find(keys)
         if not known.all():  # only the few new tokens are made distinct: a sort of T costs more
             missing = np.flatnonzero(~known)

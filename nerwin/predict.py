@@ -85,8 +85,7 @@ class Tagged:
 
 def tag_batch(model: WindowTagger, token_lists: Sequence[Sequence[str]]) -> list[Tagged]:
     """Tag sentences all at once: forward passes of TOKENS_PER_BATCH tokens, one decode."""
-    lengths = np.array([len(tokens) for tokens in token_lists], dtype=np.int64)
-    ids = model.encoder.ids([token for tokens in token_lists for token in tokens])  # (T, F)
+    ids, lengths = model.encoder.sentence_ids(token_lists)  # (T, F), (S,)
     p_ent, p_tag = probabilities_in_pieces(model, ids, lengths)
     bounds = np.r_[0, np.cumsum(lengths)]
     tags = decode_batch(p_tag, bounds, model.labels, model.config.model.decode)

@@ -59,9 +59,7 @@ def graph_and_frozen(model: WindowTagger, sentences, capacity: int = CAPACITY):
     """(p_ent, p_tag) from the graph, then from the frozen model, for ``sentences``."""
     graph = graph_probabilities(model, sentences)
     model.freeze(capacity)
-    lengths = np.array([len(s) for s in sentences])
-    ids = model.encoder.ids([token for s in sentences for token in s])
-    return graph, model.token_probabilities(ids, lengths)
+    return graph, model.token_probabilities(*model.encoder.sentence_ids(sentences))
 
 
 @pytest.mark.parametrize("window", [0, 1, 2])
@@ -81,8 +79,7 @@ def test_any_block_and_projection_step_give_the_graphs_probabilities(block, monk
     model = make_model(dtype=np.float64)
     expected = graph_probabilities(model, TEXT)
     model.freeze()
-    ids = model.encoder.ids([token for s in TEXT for token in s])
-    got = model.token_probabilities(ids, np.array([len(s) for s in TEXT]))
+    got = model.token_probabilities(*model.encoder.sentence_ids(TEXT))
     for fast, graph in zip(got, expected, strict=True):
         np.testing.assert_allclose(fast, graph, atol=1e-12)
 
@@ -122,7 +119,7 @@ def test_remembered_tokens_are_found_at_their_rows():
     model = make_model().freeze()
     ids = model.encoder.ids(TEXT[4])
     rows = model.projections.token_rows(ids)
-    found, known = model.projections._find(ids.astype(np.int64) @ model.projections.radix)
+    found, known = model.projections._find(model.projections.keys(ids))
     assert known.all()
     np.testing.assert_array_equal(found, rows)
 
@@ -167,7 +164,7 @@ def test_a_reused_row_counts_only_its_new_tokens_uses():
     before = projections.row_keys[projections.held]
     ids = model.encoder.ids(TEXT[4])  # brings more new tokens than there are free rows
     rows = projections.token_rows(ids)
-    keys = ids.astype(np.int64) @ projections.radix
+    keys = projections.keys(ids)
     new = ~np.isin(keys, before)
     new_rows, reads = np.unique(rows[new], return_counts=True)
     np.testing.assert_array_equal(projections.uses[new_rows], reads)

@@ -116,11 +116,12 @@ def _padded(
     lengths = np.asarray(lengths, dtype=np.int64)
     padded_lengths = lengths + 2 * k
     ends = np.cumsum(padded_lengths)  # (S,)
+    starts = ends - padded_lengths
     padded = np.full(int(padded_lengths.sum()), Vocab.eos_id, dtype=dtype)
     is_token = np.ones(len(padded), dtype=bool)
     for i in range(k):
-        padded[ends - padded_lengths + i] = Vocab.bos_id
-        is_token[ends - padded_lengths + i] = is_token[ends - 1 - i] = False
+        padded[starts + i] = Vocab.bos_id
+        is_token[starts + i] = is_token[ends - 1 - i] = False
     centres = np.flatnonzero(is_token)  # (T,)
     padded[centres] = flat_ids
     return padded, centres
@@ -194,10 +195,15 @@ class TokenEncoder:
         columns = [vocab.encode(map(FEATURES[n], strings)) for n, vocab in self.vocabs.items()]
         return np.stack(columns, axis=1) if columns else np.zeros((len(strings), 0), np.int32)
 
+    def sentence_ids(self, sentences: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """Token lists -> (``ids`` of their tokens one after another: shape (T, F); tokens
+        per sentence: shape (S,))."""
+        lengths = np.array([len(tokens) for tokens in sentences], dtype=np.int64)
+        return self.ids([token for tokens in sentences for token in tokens]), lengths
+
     def windows(self, sentences: Sequence[Sequence[str]], k: int) -> Windows:
         """Token lists -> ``Windows`` of half-width k for every feature."""
-        lengths = np.array([len(tokens) for tokens in sentences], dtype=np.int64)
-        ids = self.ids([token for sentence in sentences for token in sentence])  # (T, F)
+        ids, lengths = self.sentence_ids(sentences)
         return windows_of(ids, list(self.vocabs), lengths, k)
 
 
